@@ -24,7 +24,7 @@ wordnet: $(NLTK_DATA)/corpora/wordnet/lexnames
 
 $(NLTK_DATA)/corpora/wordnet/lexnames:
 	@if [ -d ../shared/data/wordnet ] && (test -f /usr/share/wordnet/data.noun || (apt-get update -qq && apt-get install -y -qq wordnet-base wordnet-sense-index) >/dev/null 2>&1); then \
-		mkdir -p $(NLTK_DATA)/corpora/wordnet && cp /usr/share/wordnet/* $(NLTK_DATA)/corpora/wordnet/ && cp ../shared/data/wordnet/lexnames $(NLTK_DATA)/corpora/wordnet/; \
+		mkdir -p $(NLTK_DATA)/corpora/wordnet && find /usr/share/wordnet -maxdepth 1 -type f -exec cp {} $(NLTK_DATA)/corpora/wordnet/ \; && cp ../shared/data/wordnet/lexnames $(NLTK_DATA)/corpora/wordnet/; \
 	else echo "WordNet not installed: METEOR will use exact+stem matching only"; fi
 
 demo: $(BIN)/autous
