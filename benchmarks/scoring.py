@@ -88,11 +88,11 @@ def final_score(s_amateur: float, s_expert: float, meteor_value: float) -> float
 
 
 def _flatten(value: Any) -> list[str]:
-    """Every string in a JSON value, in order (numbers and booleans are not report text)."""
+    """Every string in a JSON value, in order; citation ids, numbers and booleans are not report text."""
     if isinstance(value, str):
         return [value] if value.strip() else []
     if isinstance(value, dict):
-        return [s for v in value.values() for s in _flatten(v)]
+        return [s for k, v in value.items() if k != "citations" for s in _flatten(v)]
     if isinstance(value, list):
         return [s for v in value for s in _flatten(v)]
     return []

@@ -37,9 +37,9 @@ def _report(folder: Path, diagnosis: str, why: str, follow: str) -> None:
     folder.mkdir(parents=True)
     (folder / "report.json").write_text(json.dumps({
         "case_id": folder.name,
-        "preliminary_diagnosis": [{"label": "covid19", "name": diagnosis, "likelihood": 0.8}],
+        "preliminary_diagnosis": [{"diagnosis": diagnosis, "likelihood": "high", "reasoning": "", "citations": ["P1"]}],
         "justification": why,
-        "recommended_follow_up": [{"action": follow}],
+        "recommended_follow_up": [{"examination": follow, "reason": "", "citations": ["P2"]}],
         "classification": {"label": "ignored text outside the sections"},
     }))
 
@@ -64,7 +64,7 @@ def test_score_reports_end_to_end_with_missing_items(tmp_path: Path):
     by_id = {s.case_id: s for s in scores}
     assert mode == "exact+stem"
     assert set(by_id) == {"a", "b", "c", "d"}
-    assert by_id["a"].status == "ok" and by_id["a"].meteor > 0.8
+    assert by_id["a"].status == "ok" and by_id["a"].meteor > 0.85
     assert by_id["b"].status == "ok" and by_id["b"].meteor > 0.9  # disclaimer section is not scored
     assert by_id["a"].final_score == pytest.approx(final_score(4, 3, by_id["a"].meteor))
     assert "no report.json or report.md" in by_id["c"].status and by_id["c"].meteor is None
