@@ -161,3 +161,22 @@ def write_image(path: str | Path, frame: np.ndarray) -> Path:
     options = {"quality": 95} if path.suffix.lower() in (".jpg", ".jpeg") else {}
     Image.fromarray(np.asarray(frame, dtype=np.uint8)).save(path, **options)
     return path
+
+
+def write_zero_frame_video(path: str | Path, size: int = 32) -> Path:
+    """A valid container header with a video stream but no frames (.mp4 or .avi)."""
+    path = Path(path)
+    codec = "libx264" if path.suffix.lower() in (".mp4", ".mov", ".m4v") else "mpeg4"
+    container = av.open(str(path), mode="w")
+    stream = container.add_stream(codec, rate=10)
+    stream.width, stream.height, stream.pix_fmt = size, size, "yuv420p"
+    container.start_encoding()
+    container.close()
+    return path
+
+
+def write_truncated(src: str | Path, dst: str | Path, keep: float = 0.5) -> Path:
+    """Copy the first ``keep`` fraction of ``src``'s bytes to ``dst`` (a truncated download)."""
+    data = Path(src).read_bytes()
+    Path(dst).write_bytes(data[: int(len(data) * keep)])
+    return Path(dst)
