@@ -68,3 +68,90 @@ def test_frame_importance_combines_the_three_signals():
     assert score[2] == pytest.approx(WEIGHTS["attention"] * 0.5)
     assert score[3] == pytest.approx(0.5 * WEIGHTS["evidence"] + 0.5 * WEIGHTS["attention"] + WEIGHTS["saliency"])
     assert np.all((score >= 0) & (score <= 1))
+
+
+@pytest.fixture(scope="module")
+def clip_path(tmp_path_factory):
+    from synthetic import synthetic_clip, write_video
+
+    return write_video(tmp_path_factory.mktemp("explain") / "b.gif", synthetic_clip("b_lines", 16, 64, seed=2))
+
+
+def _classifier(path, arch: str = "ctunet"):
+    """A real (untrained) classifier of architecture ``arch`` saved as a checkpoint at ``path``."""
+    from model_fixtures import make_tiny_checkpoint
+
+    from models.checkpoint import CheckpointMeta, save_checkpoint
+    from models.ctunet import build_model
+    from models.inference import Classifier
+    from models.video import InputSpec
+
+    if arch == "ctunet":
+        return Classifier(make_tiny_checkpoint(path, ["covid19", "bacterial_pneumonia", "normal"]))
+    config = {"num_classes": 3, "num_frames": 8, "image_size": 64, "width": 4}
+    spec = InputSpec(num_frames=8, image_size=64)
+    meta = CheckpointMeta(name=f"tiny-{arch}", arch=arch, classes=["covid19", "bacterial_pneumonia", "normal"],
+                          input_spec=spec.to_dict(), config=config)
+    save_checkpoint(path, build_model(arch, config).eval(), meta)
+    return Classifier(path)
+
+
+def _check(expl, t: int = 8, s: int = 64) -> None:
+    assert expl.frame_scores.shape == expl.temporal_weights.shape == expl.saliency.shape == (t,)
+    assert expl.heatmaps.shape == expl.display_frames.shape == (t, s, s)
+    assert expl.display_frames.dtype == np.uint8
+    assert expl.heatmaps.min() >= 0 and expl.heatmaps.max() == pytest.approx(1.0)
+    assert np.all((expl.frame_scores >= 0) & (expl.frame_scores <= 1))
+    assert expl.temporal_weights.sum() == pytest.approx(1.0, abs=1e-5)
+    assert len(expl.clip.indices) == t
+
+
+def test_explain_ctunet_grad_cam(tmp_path, clip_path):
+    from models.explain import explain_clip
+
+    clf = _classifier(tmp_path / "c.pt")
+    expl = explain_clip(clf, clip_path)
+    _check(expl)
+    assert expl.target == expl.prediction.label == clf.predict(clip_path).label
+    assert expl.method == "grad-cam+frame-logits+temporal-attention"
+    other = next(c for c in clf.classes if c != expl.target)
+    alt = explain_clip(clf, clip_path, target=other)
+    assert alt.target == other and not np.allclose(alt.frame_scores, expl.frame_scores)
+    again = explain_clip(clf, clip_path)
+    assert np.array_equal(again.heatmaps, expl.heatmaps) and np.array_equal(again.frame_scores, expl.frame_scores)
+    assert not any(p.grad is not None for p in clf.model.parameters())  # explaining leaves no gradients
+
+
+def test_explain_unknown_target_is_a_user_error(tmp_path, clip_path):
+    from models.errors import UserError
+    from models.explain import explain_clip
+
+    with pytest.raises(UserError, match=r"b\.gif: unknown target class 'breast_benign'"):
+        explain_clip(_classifier(tmp_path / "c.pt"), clip_path, target="breast_benign")
+
+
+def test_explain_falls_back_without_cam_layer_or_aux(tmp_path, clip_path):
+    """A 3-D CNN (no cam_layer) gets input-gradient saliency; a logits-only model gets saliency scores."""
+    from torch import nn
+
+    from models.explain import explain_clip
+
+    clf = _classifier(tmp_path / "3d.pt", "cnn3d")
+    expl = explain_clip(clf, clip_path)
+    _check(expl)
+    assert expl.method == "input-gradient+frame-logits+temporal-attention"
+
+    class LogitsOnly(nn.Module):
+        def __init__(self, inner: nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(x)
+
+    clf.model = LogitsOnly(clf.model).eval()
+    expl = explain_clip(clf, clip_path)
+    _check(expl)
+    assert expl.method == "input-gradient"
+    assert np.allclose(expl.temporal_weights, 1 / 8)
+    assert np.allclose(expl.frame_scores, expl.saliency / expl.saliency.max())
