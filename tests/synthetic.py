@@ -44,9 +44,10 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int = 10) -> Path:
     """Write ``frames`` (uint8 ``[T,H,W]`` or ``[T,H,W,3]``) as a video; codec chosen by extension.
 
     .mp4/.m4v/.mov: H.264 (falls back to MPEG-4 part 2), .avi: MPEG-4, .mpeg/.mpg: MPEG-1, .gif: GIF.
-    Odd sizes are padded to even for the YUV codecs.
+    Odd sizes are padded to even for the YUV codecs. Parent folders are created.
     """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     rgb = _as_rgb(frames)
     ext = path.suffix.lower()
     if ext == ".gif":
