@@ -46,6 +46,18 @@ def guarded(path: str | Path, fn: Callable[[], T]) -> T:
         raise ToolException(f"{path}: {type(exc).__name__}: {exc}") from exc
 
 
+class ClipTool(BaseTool):
+    """Base of the tools that run the classifier on a clip: checkpoint, errors as data, async."""
+
+    handle_tool_error: Any = error_result
+    handle_validation_error: Any = invalid_input
+    checkpoint: str | Path | None = None
+    """Checkpoint file; ``None`` = the bundled default."""
+
+    async def _arun(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return await asyncio.to_thread(self._run, *args, **kwargs)
+
+
 class ClassifyInput(BaseModel):
     video_path: str = Field(
         description="Path to the ultrasound clip: a video file (mp4, avi, mov, mpeg, gif), "
@@ -53,7 +65,7 @@ class ClassifyInput(BaseModel):
     )
 
 
-class ClassifyUltrasoundVideoTool(BaseTool):
+class ClassifyUltrasoundVideoTool(ClipTool):
     """CTU-Net video classification of one ultrasound clip; the model loads once per process."""
 
     name: str = "classify_ultrasound_video"
@@ -66,16 +78,9 @@ class ClassifyUltrasoundVideoTool(BaseTool):
         "diagnosis. On failure returns {'error': '<path>: <problem>'}."
     )
     args_schema: type[BaseModel] = ClassifyInput
-    handle_tool_error: Any = error_result
-    handle_validation_error: Any = invalid_input
-    checkpoint: str | Path | None = None
-    """Checkpoint file; ``None`` = the bundled default."""
 
     def _run(self, video_path: str) -> dict[str, Any]:
         return guarded(video_path, lambda: self.classify(video_path))
-
-    async def _arun(self, video_path: str) -> dict[str, Any]:
-        return await asyncio.to_thread(self._run, video_path)
 
     def classify(self, video_path: str) -> dict[str, Any]:
         """The tool result for one clip (raises ``UserError`` for bad input)."""

@@ -7,7 +7,6 @@ contact sheet of all overlays.
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import math
 import tempfile
@@ -15,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
 from PIL import Image, ImageDraw, ImageFont
 
 from models.classes import class_info
 from models.errors import UserError
-from tools.classify import error_result, guarded, invalid_input
+from tools.classify import ClipTool, guarded
 
 DISPLAY = 224  # side of the written frames and overlays, pixels
 MAX_K = 16
@@ -36,7 +34,7 @@ class KeyFramesInput(BaseModel):
     )
 
 
-class RetrieveKeyFramesTool(BaseTool):
+class RetrieveKeyFramesTool(ClipTool):
     """Evidence-weighted, spread-out key frames with Grad-CAM overlays and a contact sheet."""
 
     name: str = "retrieve_key_frames"
@@ -49,18 +47,11 @@ class RetrieveKeyFramesTool(BaseTool):
         "On failure returns {'error': '<path>: <problem>'}."
     )
     args_schema: type[BaseModel] = KeyFramesInput
-    handle_tool_error: Any = error_result
-    handle_validation_error: Any = invalid_input
-    checkpoint: str | Path | None = None
-    """Checkpoint file; ``None`` = the bundled default."""
     out_dir: str | Path | None = None
     """Default output folder when a call gives none; ``None`` = under the system temp."""
 
     def _run(self, video_path: str, k: int = 4, out_dir: str | None = None) -> dict[str, Any]:
         return guarded(video_path, lambda: self.key_frames(video_path, k, out_dir))
-
-    async def _arun(self, video_path: str, k: int = 4, out_dir: str | None = None) -> dict[str, Any]:
-        return await asyncio.to_thread(self._run, video_path, k, out_dir)
 
     def key_frames(self, video_path: str, k: int = 4, out_dir: str | Path | None = None) -> dict[str, Any]:
         """The tool result for one clip (raises ``UserError``/``OSError`` for bad input)."""
