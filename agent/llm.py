@@ -58,6 +58,15 @@ class LLMBackend(Protocol):
 
     def generate_structured(self, messages: Sequence[Any], schema: type[M]) -> M: ...
 
+    def error(self, exc: BaseException) -> LLMError: ...
+
+
+def generic_error(where: str, exc: BaseException) -> LLMError:
+    """A one-line ``LLMError`` for a failure without a more specific explanation."""
+    if isinstance(exc, LLMError):
+        return exc
+    return LLMError(f"{where}: {type(exc).__name__}: {exc}"[:400])
+
 
 # --- parsing and repair, shared by every backend -------------------------------------------
 
@@ -156,6 +165,9 @@ class NoBackend:
     def generate_structured(self, messages: Sequence[Any], schema: type[M]) -> M:
         raise LLMError("no LLM configured")
 
+    def error(self, exc: BaseException) -> LLMError:
+        return generic_error("no LLM", exc)
+
 
 # --- OpenAI-compatible servers ------------------------------------------------------------
 
@@ -209,8 +221,6 @@ class OpenAIBackend:
         import openai
 
         url = self.base_url or "api.openai.com"
-        if isinstance(exc, LLMError):
-            return exc
         if isinstance(exc, openai.APITimeoutError):
             return LLMError(f"{self.where}: no answer within the {self.timeout:g} s timeout")
         if isinstance(exc, openai.APIConnectionError):
@@ -220,7 +230,7 @@ class OpenAIBackend:
             return LLMError(f"cannot reach LLM at {url}: {why}")
         if isinstance(exc, openai.APIStatusError):
             return LLMError(f"{self.where}: HTTP {exc.status_code}: {exc.message}"[:400])
-        return LLMError(f"{self.where}: {type(exc).__name__}: {exc}"[:400])
+        return generic_error(self.where, exc)
 
     def complete(self, messages: list[BaseMessage]) -> str:
         """A plain completion's text."""
@@ -330,6 +340,9 @@ class LocalBackend:
             out = model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False,
                                  pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
         return tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+
+    def error(self, exc: BaseException) -> LLMError:
+        return generic_error(self.where, exc)
 
     def generate_structured(self, messages: Sequence[Any], schema: type[M]) -> M:
         return structured_with_repair(self.complete, convert_to_messages(messages), schema, self.where)

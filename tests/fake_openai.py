@@ -1,7 +1,8 @@
 """A scriptable local server on 127.0.0.1 that speaks OpenAI chat-completions (``stream: false``).
 
 Each test queues replies (``text``, ``json_answer``, ``tool_call``, ``error``, ``slow``) that the
-server returns in order; ``default`` answers once the queue is empty. Every request body is kept
+server returns in order; ``default`` answers once the queue is empty. A ``responder(body)`` is
+asked first and may answer a request itself (return a ``Reply``) or leave it to the queue (``None``). Every request body is kept
 in ``requests``. ``reject_json_schema=True`` makes it answer 400 to ``response_format``
 json_schema requests, like servers without structured output.
 """
@@ -14,7 +15,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 
 
 @dataclass
@@ -59,9 +60,11 @@ def closed_port_url() -> str:
 class FakeOpenAI:
     """The server; use as a context manager or call ``close()``."""
 
-    def __init__(self, *replies: Reply, default: Reply | None = None, reject_json_schema: bool = False) -> None:
+    def __init__(self, *replies: Reply, default: Reply | None = None, reject_json_schema: bool = False,
+                 responder: Callable[[dict[str, Any]], Reply | None] | None = None) -> None:
         self.replies: deque[Reply] = deque(replies)
         self.default = default
+        self.responder = responder
         self.reject_json_schema = reject_json_schema
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -95,6 +98,8 @@ class FakeOpenAI:
                 return Reply(status=400, content="response_format json_schema is not supported by this server")
             if body.get("stream"):
                 return Reply(status=400, content="this fake server does not stream")
+            if self.responder and (reply := self.responder(body)) is not None:
+                return reply
             if self.replies:
                 return self.replies.popleft()
             return self.default or Reply(status=500, content="fake server: no scripted reply left")
