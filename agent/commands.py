@@ -14,7 +14,8 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     """Add this package's subcommands to the root parser."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--llm", default=None, metavar="SPEC",
-                        help="LLM backend: none (default: deterministic no-LLM report), openai[:MODEL], local:PATH")
+                        help="LLM backend: none, openai[:MODEL] or local:PATH (default: the AUTOUS_LLM environment "
+                             "variable, else none: a deterministic no-LLM report)")
     common.add_argument("--checkpoint", default=None, metavar="CKPT", help="classifier checkpoint (default: bundled)")
     common.add_argument("--index-dir", default=None, metavar="DIR", help="guideline index folder (default: AUTOUS_INDEX_DIR or ~/.cache/autous/index)")
 
@@ -71,9 +72,10 @@ def diagnose_command(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from agent.case import load_case
+
+    loaded = load_case(args.case_dir)  # a bad case fails fast, before the heavy imports
     from agent.graph import diagnose_case
 
-    loaded = load_case(args.case_dir)
     out = Path(args.out) if args.out else Path("runs") / loaded.id
     err = Console(stderr=True)
     with err.status("diagnosing…") as status:

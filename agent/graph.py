@@ -38,16 +38,16 @@ def route_after_check(state: DiagnosisState) -> Literal["done", "compose", "fall
 
 
 def resolve_backend(llm: Any) -> Any:
-    """``None``/"none" → no LLM; a spec string → ``agent.llm.make_backend(spec)``; a backend object as is."""
-    if llm is None or (isinstance(llm, str) and llm.strip().lower() in ("", "none")):
+    """"none" → no LLM; ``None`` → ``agent.llm.make_backend()``'s default (``AUTOUS_LLM`` env or none);
+    a spec string → ``make_backend(spec)``; a backend object as is. A backend describing itself as
+    "none" means no LLM (the rules write the report)."""
+    if isinstance(llm, str) and llm.strip().lower() == "none":
         return None
-    if isinstance(llm, str):
+    if llm is None or isinstance(llm, str):
         from agent.llm import make_backend
 
-        llm = make_backend(llm)
-    if llm is not None and (llm.describe() or {}).get("backend") == "none":
-        return None
-    return llm
+        llm = make_backend(llm or None)
+    return None if (llm.describe() or {}).get("backend") == "none" else llm
 
 
 def build_graph(tools: Sequence[BaseTool] | None = None, backend: Any = None, checkpointer: Any = None):
