@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.explain import WEIGHTS, Explanation, frame_importance, select_key_frames
+from models.explain import WEIGHTS, Explanation, frame_importance, near_duplicates, select_key_frames
 
 
 def _distinct_frames(t: int, size: int = 48, seed: int = 0) -> np.ndarray:
@@ -29,6 +29,16 @@ def test_selection_suppresses_near_duplicate_images():
     chosen = select_key_frames(scores, np.arange(8), frames, k=3, min_gap=1)
     assert chosen == [0, 7, 2]
     assert 1 not in chosen and 5 not in chosen
+
+
+def test_near_duplicates_look_inside_the_sector_only():
+    from synthetic import synthetic_clip
+
+    frames = synthetic_clip("b_lines", n_frames=4, size=64, seed=1, border=16)  # fan on a wide black surround
+    frames[2] = np.clip(frames[0].astype(int) + 2, 0, 255).astype(np.uint8) * (frames[0] > 0)  # brighter copy
+    dup = near_duplicates(frames)
+    assert dup[0, 2] and dup[2, 0] and np.all(np.diag(dup))
+    assert not dup[0, 1] and not dup[1, 3]  # new speckle: a different moment despite the shared layout
 
 
 def test_selection_skips_repeated_source_frames_and_returns_fewer():
