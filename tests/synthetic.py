@@ -146,11 +146,11 @@ def synthetic_clip(kind: str = "a_lines", n_frames: int = 12, size: int | tuple[
 
 
 def write_frame_folder(directory: str | Path, frames: np.ndarray, ext: str = ".jpg",
-                       pattern: str = "img_{:05d}") -> Path:
+                       pattern: str = "img_{:05d}", start: int = 1) -> Path:
     """Write each frame as an image file ``img_00001.jpg``, ... into ``directory``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    for i, frame in enumerate(np.asarray(frames), start=1):
+    for i, frame in enumerate(np.asarray(frames), start=start):
         write_image(directory / (pattern.format(i) + ext), frame)
     return directory
 
