@@ -109,6 +109,8 @@ def _short(exc: BaseException) -> str:
 
 def read_clip(path: str | Path, num_frames: int = 16, max_side: int = MAX_SIDE) -> Clip:
     """Read ``num_frames`` uniformly sampled grayscale frames from any supported input."""
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
     p = Path(path)
     if not p.exists():
         raise VideoError(f"{p}: no such file or folder")
