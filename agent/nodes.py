@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ from langchain_core.tools import BaseTool
 from pydantic import ValidationError
 
 from agent.case import CaseError, load_case
-from agent.report import DiagnosisDraft, Report, write_report
+from agent.report import DiagnosisDraft, Differential, FollowUp, Report, frame_when, write_report
 from agent.rules import rules_draft
 from agent.state import DiagnosisState
 from models.classes import CLASSES, ORGANS, class_info
@@ -22,8 +23,29 @@ MAX_PASSAGES = 15
 FENCE = "case-data"
 
 
+NO_DRAFT = DiagnosisDraft(
+    preliminary_diagnosis=[Differential(diagnosis="No diagnosis could be written", likelihood="low",
+                                        reasoning="Writing the report failed (see errors).", citations=[])],
+    justification="No justification could be written (see errors).",
+    recommended_follow_up=[FollowUp(examination="Review of the case by an expert", reason="the report could not be written",
+                                    citations=[])],
+    citations=[])
+
+
 def _error(node: str, message: str) -> dict[str, Any]:
     return {"errors": [{"node": node, "message": message}]}
+
+
+def guarded(node: str, fn: Callable[[DiagnosisState], dict[str, Any]], on_error: dict[str, Any]):
+    """Wrap a node: an unexpected exception is recorded in ``errors`` and ``on_error`` applied, never raised."""
+    def run(state: DiagnosisState) -> dict[str, Any]:
+        try:
+            return fn(state)
+        except Exception as exc:  # a node must not take the graph down
+            return {**on_error, **_error(node, f"{type(exc).__name__}: {exc}")}
+    run.__name__ = run.__qualname__ = node
+    run.__doc__ = fn.__doc__
+    return run
 
 
 def _call_tool(tool: BaseTool, args: dict[str, Any]) -> dict[str, Any]:
@@ -145,7 +167,7 @@ def build_messages(state: DiagnosisState, problems: list[str] | None = None) -> 
     else:
         model_result = json.dumps({k: cls.get(k) for k in ("label", "label_name", "confidence", "probabilities",
                                                             "abstained", "abstain_threshold", "source")}, indent=1)
-    frames = "\n".join(f"- frame {f.get('index')} at {f.get('time_s', 0):.2f} s: {f.get('reason', '')}"
+    frames = "\n".join(f"- {frame_when(f.get('index'), f.get('time_s'))}: {f.get('reason', '')}"
                        for f in state.get("key_frames") or []) or "none"
     evidence = "\n\n".join(f"[{p['id']}] {p.get('title', '')} — {p.get('section', '')} (source: {p.get('source', '')})\n{p.get('text', '')}"
                            for p in state.get("passages") or []) or "No passages were retrieved: cite nothing."
@@ -253,7 +275,7 @@ def check(state: DiagnosisState) -> dict[str, Any]:
 
 def route_after_check(state: DiagnosisState) -> str:
     """done when the draft passed (or the rules wrote it); retry the LLM while attempts remain; else fall back."""
-    if not state.get("problems") or state.get("draft_by") == "rules" and state.get("draft") is not None:
+    if not state.get("problems") or state.get("draft_by") == "rules":
         return "done"
     return "compose" if state.get("attempts", 0) < MAX_LLM_ATTEMPTS else "fallback"
 
@@ -277,7 +299,7 @@ def make_done(backend: Any):
                   for f in state.get("key_frames") or []]
         report = Report(
             case_id=state["case_id"], classification=cls, key_frames=frames, evidence=state.get("passages") or [],
-            **{k: v for k, v in (state.get("draft") or {}).items()},
+            **(state.get("draft") or NO_DRAFT.model_dump()),
             backend={**info, "written_by": state.get("draft_by", "rules")},
             errors=state.get("errors") or [], notes=state.get("notes") or [],
             checkpoint=((cls or {}).get("checkpoint") or {}).get("id"),

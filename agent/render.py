@@ -5,7 +5,7 @@ import base64
 import html
 from pathlib import Path
 
-from agent.report import Report
+from agent.report import Report, frame_when
 
 
 def _cls_items(report: Report) -> list[str]:
@@ -39,7 +39,7 @@ def render_markdown(report: Report) -> str:
     if report.key_frames:
         out += ["## Key frames", ""]
         for f in report.key_frames:
-            out.append(f"- #{f.rank}: frame {f.index} at {f.time_s:.2f} s (score {f.score:.3f}) — {f.reason}")
+            out.append(f"- #{f.rank}: {frame_when(f.index, f.time_s)} (score {f.score:.3f}) — {f.reason}")
             if f.frame_path:
                 out.append(f"  ![frame {f.index}]({f.frame_path})" + (f" ![overlay {f.index}]({f.overlay_path})" if f.overlay_path else ""))
         out.append("")
@@ -100,7 +100,7 @@ def render_html(report: Report, base_dir: Path) -> str:
         parts.append("<h2>Key frames</h2><div class='frames'>")
         for f in report.key_frames:
             parts.append(f"<div class='frame'>{_img(f.frame_path, base_dir, f'frame {f.index}')}{_img(f.overlay_path, base_dir, f'heat map {f.index}')}"
-                         f"<br>#{f.rank}: frame {f.index}, {f.time_s:.2f} s, score {f.score:.3f}<br>{e(f.reason)}</div>")
+                         f"<br>#{f.rank}: {frame_when(f.index, f.time_s)}, score {f.score:.3f}<br>{e(f.reason)}</div>")
         parts.append("</div>")
     parts.append("<h2>Preliminary diagnosis</h2><ol>")
     parts += [f"<li><b>{e(d.diagnosis)}</b> (likelihood: {e(d.likelihood)}) — {e(d.reasoning)}{cites(d.citations)}</li>"

@@ -74,11 +74,16 @@ class KeyFrame(BaseModel):
 
     rank: int
     index: int
-    time_s: float
+    time_s: float | None = None
     score: float
     reason: str = ""
     frame_path: str | None = None
     overlay_path: str | None = None
+
+
+def frame_when(index: Any, time_s: float | None) -> str:
+    """'frame 12 at 1.20 s', or 'frame 12' when the clip has no timing (a still image)."""
+    return f"frame {index}" if time_s is None else f"frame {index} at {time_s:.2f} s"
 
 
 class Passage(BaseModel):

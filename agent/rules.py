@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from agent.report import DiagnosisDraft, Differential, FollowUp
+from agent.report import DiagnosisDraft, Differential, FollowUp, frame_when
 from models.classes import class_info
 
 # What ultrasound shows for each class, in the guidelines' terms (used in the reasoning).
@@ -206,8 +206,8 @@ def _justification(cls: dict[str, Any], key_frames: list[dict[str, Any]], case: 
     else:
         parts = [f"The CTU-Net classifier assigned {name} with confidence {cls.get('confidence', 0):.0%}."]
     if key_frames:
-        times = ", ".join(f"{f['time_s']:.1f} s" for f in key_frames)
-        parts.append(f"The frames its decision leaned on most are at {times} (see the key frames and heat maps).")
+        which = ", ".join(frame_when(f.get("index"), f.get("time_s")) for f in key_frames)
+        parts.append(f"The frames its decision leaned on most are {which} (see the key frames and heat maps).")
     given = [f"{label}: \"{case[k]}\"" for k, label in
              (("chief_complaint", "chief complaint"), ("physical_exam", "physical examination"),
               ("additional_info", "additional information")) if case.get(k)]

@@ -41,7 +41,7 @@ def model_cls(label: str = "covid19", confidence: float = 0.9, abstained: bool =
 
 
 def test_rules_confident_covid_is_grounded_and_labelled() -> None:
-    draft = rules_draft(model_cls(), [{"time_s": 1.5}], CASE, PASSAGES)
+    draft = rules_draft(model_cls(), [{"index": 7, "time_s": 1.5}], CASE, PASSAGES)
     first = draft.preliminary_diagnosis[0]
     assert first.diagnosis == "COVID-19 pneumonia" and first.likelihood == "high"
     assert first.citations == ["lung-covid#pattern", "lung-covid#follow-up"]
@@ -50,7 +50,7 @@ def test_rules_confident_covid_is_grounded_and_labelled() -> None:
     assert draft.recommended_follow_up[0].citations == ["lung-covid#follow-up"]  # follow-up passages preferred
     assert set(draft.citations) <= IDS and draft.citations
     assert "without an LLM" in draft.justification and '"Fever and cough"' in draft.justification
-    assert "1.5 s" in draft.justification
+    assert "frame 7 at 1.50 s" in draft.justification
 
 
 def test_rules_abstention_lists_differentials_evenly_and_asks_for_review() -> None:
@@ -177,3 +177,13 @@ def test_draft_schema_is_all_required_for_strict_structured_output() -> None:
     schema = DiagnosisDraft.model_json_schema()
     assert set(schema["required"]) == set(DiagnosisDraft.model_fields)
     assert set(schema["$defs"]["Differential"]["required"]) == {"diagnosis", "likelihood", "reasoning", "citations"}
+
+
+def test_guarded_node_records_an_unexpected_exception() -> None:
+    from agent.nodes import guarded
+
+    def explode(state: dict) -> dict:
+        raise RuntimeError("disk on fire")
+
+    update = guarded("retrieve", explode, {"passages": []})({})
+    assert update == {"passages": [], "errors": [{"node": "retrieve", "message": "RuntimeError: disk on fire"}]}
