@@ -73,11 +73,11 @@ def _conv_bn(cin: int, cout: int, stride: int = 1, groups: int = 1, k: int = 3) 
 
 
 class _Block(nn.Module):
-    """Strided 3x3 conv, then a depthwise-separable conv with a residual connection."""
+    """A 3x3 conv (strided or not), then a depthwise-separable conv with a residual connection."""
 
-    def __init__(self, cin: int, cout: int) -> None:
+    def __init__(self, cin: int, cout: int, stride: int = 2) -> None:
         super().__init__()
-        self.down = _conv_bn(cin, cout, stride=2)
+        self.down = _conv_bn(cin, cout, stride=stride)
         self.dw = nn.Sequential(
             nn.Conv2d(cout, cout, 3, padding=1, groups=cout, bias=False),
             nn.Conv2d(cout, cout, 1, bias=False),
@@ -90,14 +90,18 @@ class _Block(nn.Module):
 
 
 class FrameEncoder(nn.Module):
-    """Per-frame CNN: four stride-2 blocks, widths w, 2w, 4w, 6w; output ``[N, 6w, S/16, S/16]``."""
+    """Per-frame CNN, widths w, 2w, 4w, 6w; output ``[N, 6w, S/16, S/16]``.
+
+    The stem is a 4x4 space-to-depth and a 1x1 conv (cheap on CPU, forward and backward),
+    then two stride-2 blocks and a last block at the same resolution (the Grad-CAM layer).
+    """
 
     def __init__(self, width: int) -> None:
         super().__init__()
         chans = (width, 2 * width, 4 * width, 6 * width)
-        self.stem = _conv_bn(1, chans[0], stride=2)
+        self.stem = nn.Sequential(nn.PixelUnshuffle(4), _conv_bn(16, chans[0], k=1))
         self.blocks = nn.Sequential(
-            _Block(chans[0], chans[1]), _Block(chans[1], chans[2]), _Block(chans[2], chans[3])
+            _Block(chans[0], chans[1]), _Block(chans[1], chans[2]), _Block(chans[2], chans[3], stride=1)
         )
         self.out_channels = chans[3]
 
