@@ -9,11 +9,9 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-import yaml
+from agent_fixtures import index_dir, make_case, tiny_checkpoint
 from fake_openai import FakeOpenAI, error, json_answer, text, tool_call
-from model_fixtures import make_tiny_checkpoint
 from rich.console import Console
-from synthetic import synthetic_clip, write_video
 
 from agent.chat import run_chat
 from agent.llm import make_backend
@@ -30,17 +28,9 @@ DRAFT = {
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    """A case folder (tiny clip + case.yaml), a tiny checkpoint and a guideline index folder."""
-    root = tmp_path_factory.mktemp("chat")
-    case = root / "case_chat"
-    case.mkdir()
-    write_video(case / "clip.mp4", synthetic_clip("b_lines", n_frames=12, size=64, seed=1))
-    (case / "case.yaml").write_text(yaml.safe_dump({
-        "id": "chat-case", "chief_complaint": "Fever and dry cough for five days.",
-        "physical_exam": "SpO2 91 %, crackles at both bases.", "additional_info": "No known contacts.",
-    }))
-    ckpt = make_tiny_checkpoint(root / "tiny.pt", ("covid19", "bacterial_pneumonia", "normal"))
-    return {"case": case, "ckpt": ckpt, "index": root / "index", "root": root}
+    """A case folder (tiny clip + case.yaml), a tiny checkpoint and the shared guideline index folder."""
+    case = make_case(tmp_path_factory.mktemp("chat") / "case_chat", id="chat-case")
+    return {"case": case, "ckpt": tiny_checkpoint(), "index": index_dir()}
 
 
 def lines(*items: str):

@@ -161,3 +161,45 @@ def test_extract_json_ignores_wrappers():
     assert extract_json('<think>maybe {"a": 1}</think>```json\n{"b": [1, 2]}\n```') == {"b": [1, 2]}
     assert extract_json('reasoning...</think>\nAnswer: {"c": "}"} trailing {') == {"c": "}"}
     assert extract_json("no json here") is None
+
+
+# --- the whole diagnosis graph through a spec string (more cases in test_graph.py) ---------
+
+
+def _diagnose(tmp_path, monkeypatch, base_url: str):
+    from agent_fixtures import index_dir, make_case, tiny_checkpoint
+
+    from agent.graph import diagnose_case
+
+    monkeypatch.setenv("AUTOUS_LLM_BASE_URL", base_url)
+    monkeypatch.setenv("AUTOUS_LLM_API_KEY", "k")
+    monkeypatch.setenv("AUTOUS_LLM_MAX_RETRIES", "0")
+    return diagnose_case(make_case(tmp_path / "case"), tmp_path / "out", llm="openai:fake-model",
+                         checkpoint=tiny_checkpoint(), index_dir=index_dir())
+
+
+def test_diagnose_case_with_a_fenced_valid_draft(server, tmp_path, monkeypatch):
+    server.default = json_answer(DRAFT, wrap="Here you are:\n```json\n{}\n```")
+    report = _diagnose(tmp_path, monkeypatch, server.base_url)
+    assert report.backend == {"backend": "openai", "model": "fake-model", "written_by": "llm"}
+    assert report.preliminary_diagnosis[0].diagnosis == "Viral pneumonia"
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["backend"]["written_by"] == "llm"
+    assert len(server.requests) == 1
+
+
+def test_diagnose_case_falls_back_when_the_llm_answers_the_wrong_shape(server, tmp_path, monkeypatch):
+    server.default = json_answer({"diagnosis": "all clear"})
+    report = _diagnose(tmp_path, monkeypatch, server.base_url)
+    assert report.backend["written_by"] == "rules"
+    assert report.preliminary_diagnosis and report.recommended_follow_up
+    composes = [e.message for e in report.errors if e.node == "compose"]
+    assert len(composes) == 2 and all("not a valid DiagnosisDraft" in m for m in composes)
+    assert any("written by the no-LLM rules" in n for n in report.notes)
+    assert len(server.requests) == 4  # two attempts, each one answer and one repair round: bounded
+
+
+def test_diagnose_case_with_an_unreachable_llm(tmp_path, monkeypatch):
+    url = closed_port_url()
+    report = _diagnose(tmp_path, monkeypatch, url)
+    assert report.backend["written_by"] == "rules"
+    assert any(f"cannot reach LLM at {url}: connection refused" in e.message for e in report.errors)
