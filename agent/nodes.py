@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from agent.case import CaseError, load_case
 from agent.report import DiagnosisDraft, Differential, FollowUp, Report, frame_when, write_report
-from agent.rules import rules_draft
+from agent.rules import FEATURES, rules_draft
 from agent.state import DiagnosisState
 from models.classes import CLASSES, ORGANS, class_info
 from prompts import load_prompt
@@ -118,18 +118,22 @@ def _weighed_classes(classification: dict[str, Any]) -> list[str]:
 
 
 def retrieval_queries(classification: dict[str, Any] | None, case: dict[str, Any]) -> list[dict[str, Any]]:
-    """Search-tool inputs: each class to weigh (filtered to it), its follow-up, and the case text (organ filter)."""
+    """Search-tool inputs: each class to weigh (filtered to it, worded with its ultrasound features), the top
+    class's follow-up, the case text (organ filter) and, when the classifier abstained, when to escalate."""
     text = " ".join(str(case.get(k) or "") for k in ("chief_complaint", "physical_exam", "additional_info")).strip()[:300]
     if classification is None:
         return [{"query": text, "k": PASSAGES_PER_QUERY}] if text else []
     weighed = _weighed_classes(classification)
-    queries = [{"query": f"{class_info(c).name}: ultrasound features and diagnostic criteria", "k": PASSAGES_PER_QUERY,
-                **({"classes": [c]} if c in CLASSES else {})} for c in weighed]
+    queries = [{"query": f"{class_info(c).name}: {FEATURES.get(c, 'ultrasound features and diagnostic criteria')}",
+                "k": PASSAGES_PER_QUERY, **({"classes": [c]} if c in CLASSES else {})} for c in weighed]
     top = class_info(weighed[0])
     queries.append({**queries[0], "query": f"{top.name}: recommended follow-up examinations and management"})
     if text:
         queries.append({"query": f"{top.name}. {text}", "k": PASSAGES_PER_QUERY,
                         **({"organ": top.organ} if top.organ in ORGANS else {})})
+    if classification.get("abstained") or top.organ not in ORGANS:  # early, so the passage cap keeps it
+        queries.insert(1, {"query": "limits of AI-assisted ultrasound classification: when to escalate to expert review",
+                           "k": 1})
     return queries
 
 

@@ -96,21 +96,29 @@ def _ids(value: Any) -> list[str]:
     return [str(v) for v in value or []]
 
 
+FEATURE_WORDS = ("pattern", "feature", "sign", "criteria", "finding", "profile", "lexicon", "consolidation", "b-line")
 FOLLOW_UP_WORDS = ("follow", "management", "recommend", "action", "biopsy", "grading", "severity", "next step")
+ESCALATION_WORDS = ("escalat", "limits of ai", "expert review")
 
 
-def _cite(passages: list[dict[str, Any]], class_id: str, n: int = 2, prefer: tuple[str, ...] = ()) -> list[str]:
-    """Ids of the best passages for a class: those tagged with it, else with its organ; ``prefer``-words first."""
+def _about(p: dict[str, Any], words: tuple[str, ...]) -> bool:
+    head = f"{p.get('title', '')} {p.get('section', '')}".lower()
+    return any(w in head for w in words)
+
+
+def _cite(passages: list[dict[str, Any]], class_id: str, n: int = 2, prefer: tuple[str, ...] = FEATURE_WORDS) -> list[str]:
+    """Ids of the best passages for a class: tagged with it (documents mainly about it first), else with its
+    organ; among those, passages whose title or section has a ``prefer`` word first, then retrieval order."""
     organ = class_info(class_id).organ
     tagged = [p for p in passages if class_id in _ids(p.get("classes"))]
     if not tagged:
         tagged = [p for p in passages if organ in _ids(p.get("organs"))]
-    if prefer:
-        def about(p: dict[str, Any]) -> bool:
-            head = f"{p.get('title', '')} {p.get('section', '')}".lower()
-            return any(w in head for w in prefer)
-        tagged = sorted(tagged, key=lambda p: not about(p))  # stable: keeps retrieval order otherwise
+    tagged.sort(key=lambda p: (_ids(p.get("classes"))[:1] != [class_id], not _about(p, prefer)))
     return [p["id"] for p in tagged[:n]]
+
+
+def _cite_escalation(passages: list[dict[str, Any]]) -> list[str]:
+    return [p["id"] for p in passages if _about(p, ESCALATION_WORDS)][:1]
 
 
 def _first_sentence(text: str, limit: int = 260) -> str:
@@ -183,11 +191,10 @@ def rules_draft(classification: dict[str, Any] | None, key_frames: list[dict[str
                      reasoning=_reason(classification, i, cid, name), citations=_cite(passages, cid))
         for i, (cid, name) in enumerate(candidates)
     ]
-    follow_items = list(FOLLOW_UP.get(label, []))
-    if classification.get("abstained") or label not in FOLLOW_UP:
-        follow_items = GENERIC_FOLLOW_UP + follow_items
     follow = [FollowUp(examination=e, reason=r, citations=_cite(passages, label, 1, FOLLOW_UP_WORDS))
-              for e, r in follow_items]
+              for e, r in FOLLOW_UP.get(label, [])]
+    if classification.get("abstained") or label not in FOLLOW_UP:
+        follow = [FollowUp(examination=e, reason=r, citations=_cite_escalation(passages)) for e, r in GENERIC_FOLLOW_UP] + follow
     justification = _justification(classification, key_frames, case, passages)
     cited = list(dict.fromkeys(c for item in [*differentials, *follow] for c in item.citations))
     return DiagnosisDraft(preliminary_diagnosis=differentials, justification=justification,
