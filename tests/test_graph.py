@@ -77,6 +77,19 @@ def test_undecodable_clip_is_recorded_not_raised(graph, tmp_path: Path) -> None:
     assert (tmp_path / "out" / "report.json").is_file()
 
 
+def test_abstention_without_llm_hedges_and_escalates(tmp_path: Path) -> None:
+    report = diagnose_case(make_case(tmp_path / "c"), tmp_path / "out", graph=make_graph(abstain=True))
+    assert report.classification.abstained
+    assert {d.likelihood for d in report.preliminary_diagnosis} == {"moderate"}
+    assert "uncertain" in report.justification
+    review = report.recommended_follow_up[0]
+    assert "sonographer or radiologist" in review.examination and review.citations
+    cited = next(p for p in report.evidence if p.id == review.citations[0])
+    assert "escalate" in (cited.title + cited.section).lower()
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "The classifier abstained" in html
+
+
 def test_sqlite_checkpointer_keeps_the_state(tmp_path: Path) -> None:
     from langgraph.checkpoint.sqlite import SqliteSaver
 
