@@ -67,7 +67,7 @@ def build_graph(tools: Sequence[BaseTool] | None = None, backend: Any = None, ch
     backend = resolve_backend(backend)
     g = StateGraph(DiagnosisState)
     guard = nodes.guarded
-    g.add_node("intake", nodes.intake)
+    g.add_node("intake", guard("intake", nodes.intake, {}))
     g.add_node("classify", guard("classify", nodes.make_classify(by_name["classify_ultrasound_video"]), {"classification": None}))
     g.add_node("key_frames", guard("key_frames", nodes.make_key_frames(by_name["retrieve_key_frames"]), {"key_frames": []}))
     g.add_node("retrieve", guard("retrieve", nodes.make_retrieve(by_name["search_guidelines"]), {"passages": []}))
