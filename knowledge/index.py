@@ -21,7 +21,7 @@ import shutil
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,7 @@ class GuidelineIndex:
         self._collection: Any = None
         self._synced = False
         self._pending_messages: list[str] = []
+        self._known: tuple[list[str], list[str]] | None = None
         self._lock = threading.RLock()
 
     @property
@@ -129,15 +130,21 @@ class GuidelineIndex:
             try:
                 self._collection = self._open_collection(fresh)
             except Exception as exc:  # noqa: BLE001 (any store failure means: rebuild)
-                if self.host:
-                    raise IndexStoreError(f"{self.location}: cannot use the Chroma server ({exc})") from None
-                msg = f"{self.store_dir}: guideline index unreadable ({type(exc).__name__}: {exc}); rebuilding it"
-                log.warning(msg)
-                self._wipe_store()
+                self._reset_store(exc)
                 self._collection = self._open_collection()
-                self._synced = False
-                self._pending_messages = [msg]
             return self._collection
+
+    def _reset_store(self, exc: Exception) -> None:
+        """Wipe a local store that failed (the next sync rebuilds it); a failing server is an error."""
+        if self.host:
+            raise IndexStoreError(f"{self.location}: cannot use the Chroma server ({exc})") from None
+        msg = f"{self.store_dir}: guideline index unreadable ({type(exc).__name__}: {exc}); rebuilding it"
+        log.warning(msg)
+        self._wipe_store()
+        self._collection = None
+        self._synced = False
+        self._known = None
+        self._pending_messages.append(msg)
 
     @contextlib.contextmanager
     def _file_lock(self) -> Iterator[None]:
@@ -172,15 +179,19 @@ class GuidelineIndex:
         report = SyncReport(rebuilt=rebuild)
         with self._lock, self._file_lock():
             collection = self.collection(fresh=rebuild)
+            try:
+                got = collection.get(include=["metadatas"])
+            except Exception as exc:  # noqa: BLE001 (opened but unreadable: rebuild)
+                self._reset_store(exc)
+                collection = self.collection()
+                got = {"ids": [], "metadatas": []}
             report.messages += self._pending_messages
             report.rebuilt |= bool(self._pending_messages)
             self._pending_messages = []
             docs = self.documents(report.messages)
             stored: dict[str, tuple[str, list[str]]] = {}
-            got = collection.get(include=["metadatas"])
             for cid, meta in zip(got["ids"], got["metadatas"]):
-                sha, ids = stored.setdefault(meta["document"], (meta.get("doc_sha", ""), []))
-                ids.append(cid)
+                stored.setdefault(meta["document"], (meta.get("doc_sha", ""), []))[1].append(cid)
             todo: list[Document] = []
             for doc in docs:
                 if doc.slug not in stored:
@@ -198,6 +209,8 @@ class GuidelineIndex:
                 collection.delete(ids=stale)
             report.chunks_embedded = self._add(collection, todo)
             self._synced = True
+            self._known = ([*CLASSES, *sorted({c for d in docs for c in d.classes} - set(CLASSES))],
+                           [*ORGANS, *sorted({o for d in docs for o in d.organs} - set(ORGANS))])
         report.seconds = time.perf_counter() - start
         return report
 
@@ -217,9 +230,7 @@ class GuidelineIndex:
     def ensure(self) -> None:
         """Sync once per process (first use builds the index)."""
         if not self._synced:
-            report = self.sync()
-            for msg in report.messages:
-                log.warning(msg)
+            self.sync()
 
     def add_files(self, paths: Iterable[str | Path]) -> tuple[list[Document], SyncReport]:
         """Validate every file first, then copy them into ``user/`` and sync; a bad file changes nothing."""
@@ -253,16 +264,20 @@ class GuidelineIndex:
         return docs, self.sync()
 
     # -- querying --------------------------------------------------------------------------
-    def _stored_metadatas(self) -> list[dict]:
-        return self.collection().get(include=["metadatas"])["metadatas"]
+    def _read(self, read: Callable[[Any], Any]) -> Any:
+        """``read(collection)``; a store that fails to read is rebuilt once and read again."""
+        self.ensure()
+        try:
+            return read(self.collection())
+        except Exception as exc:  # noqa: BLE001 (a damaged store is rebuilt, then read again)
+            self._reset_store(exc)
+            self.ensure()
+            return read(self.collection())
 
     def known_filters(self) -> tuple[list[str], list[str]]:
         """Class ids and organs a filter may name: the registry's plus any used by indexed documents."""
-        classes, organs = list(CLASSES), list(ORGANS)
-        for meta in self._stored_metadatas():
-            classes += [c for c in _split(meta.get("classes")) if c not in classes]
-            organs += [o for o in _split(meta.get("organs")) if o not in organs]
-        return classes, organs
+        self.ensure()
+        return self._known or (list(CLASSES), list(ORGANS))
 
     def _where(self, classes: list[str] | None, organ: str | None) -> dict | None:
         known_classes, known_organs = self.known_filters()
@@ -294,10 +309,10 @@ class GuidelineIndex:
             raise ValueError("empty query")
         if not 1 <= k <= MAX_K:
             raise ValueError(f"k must be between 1 and {MAX_K}, got {k}")
-        self.ensure()
-        collection = self.collection()
-        res = collection.query(query_embeddings=embed([query.strip()]), where=self._where(classes, organ),
-                               n_results=max(CANDIDATES, k), include=["documents", "metadatas", "distances"])
+        where = self._where(classes, organ)
+        embedding = embed([query.strip()])
+        res = self._read(lambda col: col.query(query_embeddings=embedding, where=where, n_results=max(CANDIDATES, k),
+                                               include=["documents", "metadatas", "distances"]))
         hits = [
             {
                 "id": cid,
@@ -319,9 +334,8 @@ class GuidelineIndex:
 
     def stats(self) -> dict:
         """Documents, chunks, per-organ and per-class document counts, location and embedding model."""
-        self.ensure()
         docs: dict[str, dict] = {}
-        for meta in self._stored_metadatas():
+        for meta in self._read(lambda col: col.get(include=["metadatas"]))["metadatas"]:
             entry = docs.setdefault(meta["document"], {**meta, "chunks": 0})
             entry["chunks"] += 1
         organs: Counter[str] = Counter(o for d in docs.values() for o in _split(d.get("organs")))

@@ -1,10 +1,15 @@
 """The guideline corpus and its Chroma index: parsing, chunking, retrieval quality, persistence, repair."""
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import socket
+import sqlite3
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +17,7 @@ import pytest
 from knowledge.corpus import (
     BUILTIN_DIR, MAX_CHUNK_CHARS, GuidelineError, chunk_document, load_corpus, parse_document, read_text_file,
 )
-from knowledge.index import GuidelineIndex
+from knowledge.index import GuidelineIndex, IndexStoreError
 from models.classes import CLASSES, ORGANS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -208,6 +213,17 @@ def test_corrupt_index_is_rebuilt_with_a_warning(tmp_path: Path, small_corpus: P
     assert index.search("A-lines", k=1)[0]["document"] == "alpha"
 
 
+def test_store_damaged_while_open_is_rebuilt_on_the_next_query(tmp_path: Path, small_corpus: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    index = GuidelineIndex(tmp_path / "idx", builtin_dir=small_corpus)
+    index.sync()
+    with contextlib.closing(sqlite3.connect(index.store_dir / "chroma.sqlite3")) as db:
+        db.execute("DROP TABLE embedding_metadata")
+        db.commit()
+    assert index.search("A-lines", k=1)[0]["document"] == "alpha"
+    assert "guideline index unreadable" in caplog.text and index.stats()["chunks"] == 4
+
+
 def test_user_documents_survive_rebuild_and_bad_files_change_nothing(tmp_path: Path, small_corpus: Path) -> None:
     index = GuidelineIndex(tmp_path / "idx", builtin_dir=small_corpus)
     index.sync()
@@ -237,3 +253,50 @@ def test_search_rejects_empty_query_and_k_out_of_range(index: GuidelineIndex) ->
     for kwargs in ({"query": "  "}, {"query": "x", "k": 0}, {"query": "x", "k": 21}):
         with pytest.raises(ValueError):
             index.search(**kwargs)
+
+
+@pytest.fixture()
+def chroma_server(tmp_path: Path) -> Iterator[tuple[str, int]]:
+    """A real Chroma server (``chroma run``) on a free local port."""
+    exe = Path(sys.executable).with_name("chroma")
+    if not exe.is_file():
+        pytest.skip("the chroma server executable is not installed")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([str(exe), "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1",
+                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            time.sleep(0.3)
+        else:
+            pytest.fail("chroma server did not start within 60 s")
+        yield "127.0.0.1", port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_chroma_server_over_http(tmp_path: Path, small_corpus: Path, chroma_server: tuple[str, int],
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    host, port = chroma_server
+    monkeypatch.setenv("AUTOUS_CHROMA_HOST", host)
+    monkeypatch.setenv("AUTOUS_CHROMA_PORT", str(port))
+    index = GuidelineIndex(tmp_path / "idx", builtin_dir=small_corpus)
+    assert index.location == f"http://{host}:{port}"
+    assert sorted(index.sync().added) == ["alpha", "beta"] and index.sync().chunks_embedded == 0
+    assert index.search("A-lines", k=1, organ="lung")[0]["id"] == "alpha#findings"
+    assert not (tmp_path / "idx" / "chroma").exists()
+
+
+def test_unreachable_chroma_server_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("AUTOUS_CHROMA_HOST", "127.0.0.1")
+    monkeypatch.setenv("AUTOUS_CHROMA_PORT", str(port))
+    with pytest.raises(IndexStoreError, match=rf"^http://127.0.0.1:{port}: cannot use the Chroma server"):
+        GuidelineIndex(tmp_path / "idx").sync()

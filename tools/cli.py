@@ -27,6 +27,14 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     stats = action("stats", "documents, chunks, coverage per organ and class, index location")
     stats.add_argument("--json", action="store_true", help="print the statistics as JSON")
     stats.set_defaults(handler=_stats)
+    search = action("search", "search the guidelines as the agent's search_guidelines tool does")
+    search.add_argument("query", help="what to look up, e.g. 'BI-RADS 4B management'")
+    search.add_argument("-k", type=int, default=5, help="number of passages (1-20, default 5)")
+    search.add_argument("--class", dest="classes", action="append", metavar="CLASS",
+                        help="only passages for this class id (repeatable)")
+    search.add_argument("--organ", help="only passages about this organ (breast, gallbladder, lung)")
+    search.add_argument("--json", action="store_true", help="print the tool's JSON result")
+    search.set_defaults(handler=_search)
 
 
 def _index(args: argparse.Namespace) -> Any:
@@ -93,4 +101,38 @@ def _stats(args: argparse.Namespace) -> int:
     for slug, doc in stats["by_document"].items():
         table.add_row(slug, str(doc["chunks"]), doc["title"])
     console.print(table)
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from rich.console import Console
+    from rich.markup import escape
+
+    from knowledge.embeddings import get_model
+    from knowledge.index import get_index
+    from models.errors import UserError
+    from tools.guidelines import search_guidelines
+
+    index = get_index(args.index_dir)
+    index.ensure()  # first use builds the index and
+    get_model()  # loads the embedding model: neither is part of the query time
+    start = time.perf_counter()
+    result = search_guidelines(args.query, k=args.k, classes=args.classes, organ=args.organ,
+                               index_dir=args.index_dir)
+    elapsed = time.perf_counter() - start
+    if "error" in result:
+        raise UserError(f"{index.index_dir}: {result['error']}")
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    console = Console()
+    for passage in result["passages"]:
+        head = escape(f"[{passage['id']}]")
+        console.print(f"[bold]{head}[/] score {passage['score']:.3f}  "
+                      + escape(f"{passage['title']} > {passage['section']}\n  source: {passage['source']}\n"
+                               f"  {passage['text'][:300]}...\n"), highlight=False)
+    console.print(f"{len(result['passages'])} passages in {elapsed * 1000:.0f} ms", highlight=False)
     return 0
