@@ -23,6 +23,7 @@ from tools.classify import ClipTool, guarded
 
 DISPLAY = 224  # side of the written frames and overlays, pixels
 MAX_K = 16
+PNG_LEVEL = 1  # zlib level: 3x faster than the default 6 for ~15% larger files
 _CAPTION = 34
 
 
@@ -90,8 +91,8 @@ def write_key_frames(expl: Any, scores: np.ndarray, parts: dict[str, np.ndarray]
         frame = _upscale(expl.display_frames[pos])
         overlay = heat_overlay(frame, expl.heatmaps[pos])
         frame_path, overlay_path = folder / f"key_frame_{rank:02d}.png", folder / f"key_frame_{rank:02d}_overlay.png"
-        Image.fromarray(frame).save(frame_path)
-        Image.fromarray(overlay).save(overlay_path)
+        Image.fromarray(frame).save(frame_path, compress_level=PNG_LEVEL)
+        Image.fromarray(overlay).save(overlay_path, compress_level=PNG_LEVEL)
         entry = {
             "rank": rank,
             "index": int(expl.clip.indices[pos]),
@@ -106,7 +107,7 @@ def write_key_frames(expl: Any, scores: np.ndarray, parts: dict[str, np.ndarray]
         tiles.append((overlay, f"#{rank}  frame {entry['index']}  {when}\nscore {entry['score']:.2f}"))
     sheet = folder / "key_frames_sheet.png"
     title = f"{Path(expl.clip.path).name}: evidence for {class_info(expl.target).name}"
-    contact_sheet(tiles, title).save(sheet)
+    contact_sheet(tiles, title).save(sheet, compress_level=PNG_LEVEL)
     weights = ", ".join(f"{w:g} {name}" for name, w in WEIGHTS.items())
     result = {
         "path": str(expl.clip.path),
