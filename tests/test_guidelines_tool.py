@@ -9,16 +9,8 @@ import pytest
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool
 
-from knowledge.index import GuidelineIndex
+from guideline_fixtures import index_dir  # noqa: F401 (shared fixture)
 from tools.guidelines import SearchGuidelinesTool, search_guidelines
-
-
-@pytest.fixture(scope="session")
-def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The full corpus indexed once per session (a no-op sync when another module built it)."""
-    path = tmp_path_factory.getbasetemp() / "guideline-index"
-    GuidelineIndex(path).sync()
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -8,15 +8,8 @@ from pathlib import Path
 import pytest
 
 from agent.cli import main
+from guideline_fixtures import index_dir  # noqa: F401 (shared fixture)
 from knowledge.index import GuidelineIndex
-
-
-@pytest.fixture(scope="session")
-def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The full corpus indexed once per session (a no-op sync when another module built it)."""
-    path = tmp_path_factory.getbasetemp() / "guideline-index"
-    GuidelineIndex(path).sync()
-    return path
 
 
 @pytest.fixture()

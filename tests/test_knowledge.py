@@ -17,18 +17,11 @@ import pytest
 from knowledge.corpus import (
     BUILTIN_DIR, MAX_CHUNK_CHARS, GuidelineError, chunk_document, load_corpus, parse_document, read_text_file,
 )
+from guideline_fixtures import index_dir  # noqa: F401 (shared fixture)
 from knowledge.index import GuidelineIndex, IndexStoreError
 from models.classes import CLASSES, ORGANS
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="session")
-def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The full corpus indexed once per test session (shared by the knowledge, tool and CLI tests)."""
-    path = tmp_path_factory.getbasetemp() / "guideline-index"
-    GuidelineIndex(path).sync()
-    return path
 
 
 @pytest.fixture(scope="module")
