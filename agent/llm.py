@@ -7,7 +7,9 @@ validate gets one repair round, then ``LLMError`` with a one-line reason, never 
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import os
 import re
@@ -105,12 +107,12 @@ def validate_answer(text: str, schema: type[M]) -> M:
         raise ValueError("; ".join(problems) + more) from None
 
 
-def schema_instruction(schema: type[BaseModel]) -> str:
-    """The instruction that puts the JSON schema into the prompt (servers without json_schema)."""
-    return (
-        "Answer with one JSON object only, no prose and no code fence, that validates against "
-        f"this JSON schema ({schema.__name__}):\n{json.dumps(schema.model_json_schema(), ensure_ascii=False)}"
-    )
+def schema_instruction(schema: type[BaseModel], messages: Sequence[BaseMessage] = ()) -> str:
+    """The instruction for servers without json_schema: the schema, unless the prompt already gives it."""
+    ask = "Answer with one JSON object only, no prose and no code fence, that validates against"
+    if any(f'"title": "{schema.__name__}"' in m.text for m in messages):
+        return f"{ask} the {schema.__name__} JSON schema given above."
+    return f"{ask} this JSON schema ({schema.__name__}):\n{json.dumps(schema.model_json_schema(), ensure_ascii=False)}"
 
 
 def with_instruction(messages: list[BaseMessage], instruction: str) -> list[BaseMessage]:
@@ -128,7 +130,7 @@ def structured_with_repair(
     first_answer: str | None = None,
 ) -> M:
     """Schema in the prompt, extract and validate; on failure send the problems back, bounded."""
-    prompt = with_instruction(messages, schema_instruction(schema))
+    prompt = with_instruction(messages, schema_instruction(schema, messages))
     answer = complete(prompt) if first_answer is None else first_answer
     for _ in range(REPAIR_ROUNDS):
         try:
@@ -285,8 +287,9 @@ def _load_local(model_dir: str, gguf_file: str | None) -> tuple[Any, Any]:
     hf_logging.disable_progress_bar()
     extra = {"gguf_file": gguf_file} if gguf_file else {}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_dir, **extra)
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, **extra)
+        with contextlib.redirect_stderr(io.StringIO()):  # GGUF conversion draws its own progress bar
+            tokenizer = AutoTokenizer.from_pretrained(model_dir, **extra)
+            model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, **extra)
     except (OSError, ValueError, ImportError) as exc:
         raise UserError(f"{Path(model_dir) / (gguf_file or '')}: cannot load the model: {exc}") from None
     model.eval()

@@ -203,3 +203,13 @@ def test_diagnose_case_with_an_unreachable_llm(tmp_path, monkeypatch):
     report = _diagnose(tmp_path, monkeypatch, url)
     assert report.backend["written_by"] == "rules"
     assert any(f"cannot reach LLM at {url}: connection refused" in e.message for e in report.errors)
+
+
+def test_schema_is_not_repeated_when_the_prompt_already_gives_it():
+    given = [("system", "Fill this schema: " + json.dumps(DiagnosisDraft.model_json_schema(), indent=1)),
+             ("human", "The case.")]
+    with FakeOpenAI(json_answer(DRAFT), reject_json_schema=True) as srv:
+        assert backend(srv).generate_structured(given, DiagnosisDraft).citations == ["P1"]
+        system = srv.requests[1]["messages"][0]["content"]
+    assert system.endswith("validates against the DiagnosisDraft JSON schema given above.")
+    assert system.count('"title": "DiagnosisDraft"') == 1
