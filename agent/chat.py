@@ -144,7 +144,7 @@ class ChatSession:
         self.say(f"Resumed thread {self.thread_id}: {len(messages)} earlier messages.", "bold")
         for msg in messages:
             if isinstance(msg, HumanMessage) and msg.text.startswith(CASE_TAG):
-                self.say(f"[case] {one_line(msg.text.split(chr(10))[0][len(CASE_TAG):])}", "dim")
+                self.say(f"[case] {one_line(msg.text.splitlines()[0][len(CASE_TAG):])}", "dim")
             elif isinstance(msg, HumanMessage):
                 self.say(f"you: {one_line(msg.text, 400)}", "cyan")
             elif isinstance(msg, AIMessage) and msg.text:
@@ -303,11 +303,14 @@ def run_chat(read_line: Callable[[str], str] = input, console: Console | None = 
         while True:
             try:
                 line = read_line("you> ")
-            except EOFError:
+            except (EOFError, KeyboardInterrupt):
                 console.print()
                 break
-            if not session.handle(line):
-                break
+            try:
+                if not session.handle(line):
+                    break
+            except KeyboardInterrupt:  # Ctrl-C stops the running step, not the session
+                console.print("[yellow]interrupted[/]")
     console.print(f"Bye. Resume with: autous chat --thread {session.thread_id}")
     return 0
 
