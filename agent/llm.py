@@ -178,6 +178,20 @@ def _env(*names: str) -> str | None:
     return next((os.environ[n] for n in names if os.environ.get(n)), None)
 
 
+def _setting(value: Any, env: str, default: float, cast: type = float) -> Any:
+    """An explicit value, else the environment variable, else the default; a bad value is one clear line."""
+    raw = value if value is not None else _env(env)
+    if raw is None:
+        return cast(default)
+    try:
+        number = cast(raw)
+    except (TypeError, ValueError):
+        number = -1
+    if number < 0:
+        raise UserError(f"{env}: expected a non-negative {cast.__name__}, got {raw!r}")
+    return number
+
+
 def _root_cause(exc: BaseException) -> BaseException:
     while exc.__cause__ is not None or exc.__context__ is not None:
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
@@ -205,10 +219,8 @@ class OpenAIBackend:
                 raise UserError("openai: no API key; set AUTOUS_LLM_API_KEY (or OPENAI_API_KEY), "
                                 "or AUTOUS_LLM_BASE_URL for a local server")
             api_key = "not-needed"  # local servers (vLLM, Ollama, llama.cpp) ignore the key
-        self.timeout = float(timeout if timeout is not None else _env("AUTOUS_LLM_TIMEOUT") or DEFAULT_TIMEOUT_S)
-        self.max_retries = int(
-            max_retries if max_retries is not None else _env("AUTOUS_LLM_MAX_RETRIES") or DEFAULT_MAX_RETRIES
-        )
+        self.timeout = _setting(timeout, "AUTOUS_LLM_TIMEOUT", DEFAULT_TIMEOUT_S)
+        self.max_retries = _setting(max_retries, "AUTOUS_LLM_MAX_RETRIES", DEFAULT_MAX_RETRIES, int)
         self.where = f"LLM at {self.base_url or 'api.openai.com'}"
         self.chat_model: BaseChatModel = ChatOpenAI(
             model=self.model, base_url=self.base_url, api_key=api_key,
@@ -250,7 +262,7 @@ class OpenAIBackend:
         runnable = self.chat_model.with_structured_output(json_schema, method="json_schema", include_raw=True)
         try:
             first: str | None = runnable.invoke(msgs)["raw"].text
-        except openai.BadRequestError:  # the server does not do json_schema: schema in the prompt
+        except (openai.BadRequestError, openai.UnprocessableEntityError):  # no json_schema: schema in the prompt
             first = None
         except Exception as exc:
             raise self.error(exc) from None
@@ -316,9 +328,7 @@ class LocalBackend:
     def __init__(self, path: str, max_new_tokens: int | None = None) -> None:
         self.model_dir, self.gguf_file = resolve_local(path)
         self.name = self.gguf_file or self.model_dir.name
-        self.max_new_tokens = int(
-            max_new_tokens or _env("AUTOUS_LLM_MAX_NEW_TOKENS") or DEFAULT_MAX_NEW_TOKENS
-        )
+        self.max_new_tokens = _setting(max_new_tokens, "AUTOUS_LLM_MAX_NEW_TOKENS", DEFAULT_MAX_NEW_TOKENS, int)
         self.where = f"local model {self.name}"
         self._lock = threading.Lock()
         self.chat_model: BaseChatModel = LocalChatModel(backend=self)

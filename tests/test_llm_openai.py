@@ -155,6 +155,9 @@ def test_specs_and_environment(monkeypatch):
     assert (llm.base_url, llm.timeout, llm.max_retries) == ("http://127.0.0.1:9/v1", 7.0, 2)
     assert make_backend("openai:deepseek-r1:14b").model == "deepseek-r1:14b"
     assert make_backend(llm) is llm
+    monkeypatch.setenv("AUTOUS_LLM_MAX_RETRIES", "two")
+    with pytest.raises(UserError, match="AUTOUS_LLM_MAX_RETRIES: expected a non-negative int, got 'two'"):
+        make_backend("openai")
 
 
 def test_extract_json_ignores_wrappers():
