@@ -28,7 +28,7 @@ $(NLTK_DATA)/corpora/wordnet/lexnames:
 	else echo "WordNet not installed: METEOR will use exact+stem matching only"; fi
 
 demo: $(BIN)/autous
-	$(BIN)/autous diagnose examples/cases/covid19_convex --out runs/demo
+	$(BIN)/autous diagnose examples/cases/covid19_case --out runs/demo
 
 test: $(BIN)/autous wordnet
 	$(BIN)/python -m pytest -q
