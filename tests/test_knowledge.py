@@ -293,3 +293,23 @@ def test_unreachable_chroma_server_is_a_clear_error(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("AUTOUS_CHROMA_PORT", str(port))
     with pytest.raises(IndexStoreError, match=rf"^http://127.0.0.1:{port}: cannot use the Chroma server"):
         GuidelineIndex(tmp_path / "idx").sync()
+
+
+def test_add_a_folder_and_replace_a_document_in_another_format(tmp_path: Path, small_corpus: Path) -> None:
+    index = GuidelineIndex(tmp_path / "idx", builtin_dir=small_corpus)
+    index.sync()
+    folder = tmp_path / "hospital"
+    folder.mkdir()
+    (folder / "triage.md").write_text("## Triage\nTG18 grade III cholecystitis goes to the ICU team.\n")
+    (folder / "breast.txt").write_text("BI-RADS 5 lesions are biopsied within one week.\n")
+    (folder / "notes.docx").write_bytes(b"PK\x03\x04")  # not a guideline format: ignored in a folder
+    docs, report = index.add_files([folder])
+    assert sorted(report.added) == ["user-breast", "user-triage"] and len(docs) == 2
+    replacement = tmp_path / "breast.md"
+    replacement.write_text("## Biopsy\nBI-RADS 5 lesions are biopsied within three days.\n")
+    _, report = index.add_files([replacement])
+    assert report.updated == ["user-breast"] and sorted(p.name for p in index.user_dir.iterdir()) == [
+        "breast.md", "triage.md"]
+    assert index.search("BI-RADS 5 biopsy timing", k=1)[0]["id"] == "user-breast#biopsy"
+    with pytest.raises(GuidelineError, match="folder holds no .md or .txt files"):
+        index.add_files([tmp_path / "idx" / "chroma"])
