@@ -73,7 +73,11 @@ class GuidelineIndex:
         self.user_dir = self.index_dir / "user"
         self.store_dir = self.index_dir / "chroma"
         self.host = host or os.environ.get("AUTOUS_CHROMA_HOST") or None
-        self.port = int(port or os.environ.get("AUTOUS_CHROMA_PORT") or 8000)
+        raw_port = port or os.environ.get("AUTOUS_CHROMA_PORT") or 8000
+        try:
+            self.port = int(raw_port)
+        except ValueError:
+            raise IndexStoreError(f"AUTOUS_CHROMA_PORT: not a port number: {raw_port!r}") from None
         self.builtin_dir = Path(builtin_dir)
         self._collection: Any = None
         self._synced = False
