@@ -52,7 +52,8 @@ class SearchGuidelinesTool(BaseTool):
         "GB-RADS, polyps, lung ultrasound: BLUE protocol, COVID-19 patterns and LUS score, pneumonia, "
         "normal lung, pleural effusion, limits of AI-assisted classification). Returns passages with a "
         "citation id (cite it as [id]), title, section, source and a relevance score (higher is closer). "
-        "Use it to justify a finding, a category or a follow-up recommendation; filter by class ids or organ when known."
+        "Use it to justify a finding, a category or a follow-up recommendation; filter by class ids "
+        "or organ when known."
     )
     args_schema: type[BaseModel] = SearchGuidelinesInput
     index_dir: str | None = None
