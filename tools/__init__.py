@@ -2,18 +2,32 @@
 
     from tools import get_tools
     tools = get_tools()  # classify_ultrasound_video, retrieve_key_frames, search_guidelines
+
+The tool classes import torch, chromadb and langchain; they load on first use so that
+``tools.cli`` (and with it ``autous --help``) starts fast.
 """
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from langchain_core.tools import BaseTool
+if TYPE_CHECKING:
+    from langchain_core.tools import BaseTool
 
-from tools.classify import ClassifyUltrasoundVideoTool
-from tools.guidelines import SearchGuidelinesTool
-from tools.key_frames import RetrieveKeyFramesTool
+_TOOL_CLASSES = {
+    "ClassifyUltrasoundVideoTool": "tools.classify",
+    "RetrieveKeyFramesTool": "tools.key_frames",
+    "SearchGuidelinesTool": "tools.guidelines",
+}
 
-__all__ = ["ClassifyUltrasoundVideoTool", "RetrieveKeyFramesTool", "SearchGuidelinesTool", "get_tools"]
+__all__ = [*_TOOL_CLASSES, "get_tools"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TOOL_CLASSES:
+        return getattr(importlib.import_module(_TOOL_CLASSES[name]), name)
+    raise AttributeError(f"module 'tools' has no attribute {name!r}")
 
 
 def get_tools(checkpoint: str | Path | None = None, index_dir: str | Path | None = None,
@@ -24,6 +38,10 @@ def get_tools(checkpoint: str | Path | None = None, index_dir: str | Path | None
     index folder (default: see ``knowledge.index``); ``out_dir``: where key frames are written
     when a call names no folder (default: under the system temp). Nothing loads until first use.
     """
+    from tools.classify import ClassifyUltrasoundVideoTool
+    from tools.guidelines import SearchGuidelinesTool
+    from tools.key_frames import RetrieveKeyFramesTool
+
     return [
         ClassifyUltrasoundVideoTool(checkpoint=checkpoint),
         RetrieveKeyFramesTool(checkpoint=checkpoint, out_dir=out_dir),
