@@ -245,7 +245,7 @@ def train_command(args: argparse.Namespace) -> int:
                       on_epoch=lambda e, n, loss, acc: bar.update(
                           task, completed=e, info=f"loss {loss:.3f} train acc {acc:.2f}"))
     counts = {c: sum(r.label == c for r in records) for c in classes}
-    source = str(Path(args.manifest).resolve()) if args.manifest else str(Path(args.data).resolve())
+    source = args.manifest or args.data
     meta = CheckpointMeta(
         name=args.name or Path(args.out).stem, arch=args.arch, classes=classes,
         input_spec=prep["spec"].to_dict(), config=_model_config(model), recipe=cfg.to_dict(),
@@ -337,15 +337,16 @@ def classify_command(args: argparse.Namespace) -> int:
     failed = sum("error" in r for r in results)
     if not args.json:
         console = Console()
-        table = Table("input", "label", "confidence", *clf.classes, "note",
+        table = Table("input", "label", "confidence", "probabilities",
                       title=f"CTU-Net {clf.meta.name} (abstains under {clf.abstain_threshold:.2f})")
         for r in results:
+            name = Path(r["path"]).name or r["path"]
             if "error" in r:
-                table.add_row(r["path"], "-", "-", *["-"] * len(clf.classes), f"[red]{r['error']}[/red]")
-            else:
-                table.add_row(r["path"], r["label"], f"{r['confidence']:.3f}",
-                              *[f"{r['probabilities'][c]:.3f}" for c in clf.classes],
-                              "[yellow]abstained: uncertain[/yellow]" if r["abstained"] else "")
+                table.add_row(name, "[red]error[/red]", "-", f"[red]{r['error']}[/red]")
+                continue
+            label = f"{r['label']}\n[yellow]abstained: uncertain[/yellow]" if r["abstained"] else r["label"]
+            probs = ", ".join(f"{c} {p:.2f}" for c, p in r["probabilities"].items())
+            table.add_row(name, label, f"{r['confidence']:.3f}", probs)
         console.print(table)
         console.print("An assistant's estimate, not a diagnosis.")
     return 1 if failed else 0
