@@ -22,6 +22,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 PARTS = ("decode", "model", "pipeline", "cli", "profile")
+PROJECT_PACKAGES = ("agent", "models", "tools", "knowledge", "prompts", "benchmarks")
 LUNG3 = ("covid19", "bacterial_pneumonia", "normal")
 QUERIES = ("B-lines and subpleural consolidations in COVID-19", "lobar consolidation with air bronchograms",
            "normal lung ultrasound A-lines and lung sliding", "pleural effusion", "LUS score")
@@ -279,28 +280,44 @@ def _autous(*args: str) -> list[str]:
     return [sys.executable, "-m", "agent.cli", *args]
 
 
+def _vm_hwm_mib(pid: int) -> float | None:
+    """Peak resident memory of a running process from /proc (Linux), in MiB."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
 def run_measured(argv: list[str], timeout: float = 600) -> tuple[float, float, int, str]:
-    """Run a command: (wall s, peak RSS MiB of the child, exit status, last stderr line)."""
+    """Run a command: (wall s, peak RSS MiB of the child, exit status, last stderr line).
+
+    The peak is the child's VmHWM polled from /proc while it runs (``ru_maxrss`` of a forked child
+    would include the parent's memory); elsewhere ``ru_maxrss``.
+    """
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    peak = 0.0
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
-        deadline = t0 + timeout
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
-            if time.perf_counter() > deadline:
+            peak = max(peak, _vm_hwm_mib(proc.pid) or 0.0)
+            if time.perf_counter() - t0 > timeout:
                 proc.kill()
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
             time.sleep(0.02)
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         lines = err.read().decode(errors="replace").strip().splitlines()
-    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-    return wall, usage.ru_maxrss * scale / 2**20, proc.returncode, (lines[-1] if lines else "")
+    if not peak:
+        peak = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024) / 2**20
+    return wall, peak, proc.returncode, (lines[-1] if lines else "")
 
 
 def cli_rows(cfg: SpeedConfig, clip: Path | None, checkpoint: Path, workdir: Path) -> list[Row]:
@@ -319,7 +336,7 @@ def cli_rows(cfg: SpeedConfig, clip: Path | None, checkpoint: Path, workdir: Pat
             note = f"n/a: exit {code}: {last}"
             return [Row("command", f"{what} (wall)", None, "s", note), Row("memory", f"{what} peak RSS", None, "MiB", note)]
         return [Row("command", f"{what} (wall)", wall, "s", "cold process"),
-                Row("memory", f"{what} peak RSS", rss, "MiB", "ru_maxrss of the process")]
+                Row("memory", f"{what} peak RSS", rss, "MiB", "VmHWM of the process")]
 
     _guard(rows, "start-up", "autous --help", "s", lambda: cold("--help"))
     _guard(rows, "start-up", "autous classify --help", "s", lambda: cold("classify", "--help"))
@@ -353,27 +370,38 @@ def profile_command(args: list[str], workdir: Path, top: int = 15) -> dict[str, 
     argv = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "agent.cli", *args]
     wall, _, code, last = run_measured(argv)
     if code != 0 or not out.is_file():
-        return {"command": " ".join(["autous", *args]), "error": f"n/a: exit {code}: {last}"}
+        return {"command": _label(args), "error": f"n/a: exit {code}: {last}"}
     stats = pstats.Stats(str(out))
-    entries = []
+    ours, own = [], []
     imports = 0.0
     for (filename, line, func), (_cc, _nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
         if func == "_find_and_load":
             imports = max(imports, ct)
-        if filename.startswith(("~", "<frozen")) or "{" in func:
-            continue
-        entries.append({"function": f"{_short_path(filename)}:{line}({func})", "cumtime_s": round(ct, 3),
-                        "selftime_s": round(tt, 3)})
-    entries.sort(key=lambda e: -e["cumtime_s"])
-    return {"command": " ".join(["autous", *args[:1], "…"]), "wall_s": round(wall, 2),
-            "import_s": round(imports, 2), "top": entries[:top]}
+        name = f"{_short_path(filename)}:{line}({func})" if filename != "~" else func
+        own.append({"function": name, "selftime_s": round(tt, 3), "cumtime_s": round(ct, 3)})
+        path = _short_path(filename)
+        if path.split("/")[0] in PROJECT_PACKAGES and func not in ("<module>", "main"):
+            ours.append({"function": name, "cumtime_s": round(ct, 3), "selftime_s": round(tt, 3)})
+    ours.sort(key=lambda e: -e["cumtime_s"])
+    own.sort(key=lambda e: -e["selftime_s"])
+    return {"command": _label(args), "wall_s": round(wall, 2),
+            "import_s": round(imports, 2), "top": ours[:top], "own": own[:top]}
+
+
+def _label(args: list[str] | tuple[str, ...]) -> str:
+    """``autous <command> <first argument>``, the argument shown relative to the repository."""
+    shown = list(args[:2])
+    if len(shown) == 2 and not shown[1].startswith("-"):
+        p = Path(shown[1]).resolve()
+        shown[1] = str(p.relative_to(REPO)) if p.is_relative_to(REPO) else p.name
+    return " ".join(["autous", *shown]) + (" …" if len(args) > 2 else "")
 
 
 def _short_path(filename: str) -> str:
     parts = Path(filename).parts
-    for anchor in ("site-packages", "main"):
+    for anchor in ("site-packages", REPO.name):
         if anchor in parts:
-            return "/".join(parts[parts.index(anchor) + 1:])
+            return "/".join(parts[len(parts) - parts[::-1].index(anchor):])
     return "/".join(parts[-2:])
 
 
@@ -396,7 +424,7 @@ def import_profile(args: tuple[str, ...] = ("classify", "--help"), top: int = 10
         if depth <= 1:
             ranked.append({"module": m.group(3), "cumulative_s": round(seconds, 3)})
     ranked.sort(key=lambda e: -e["cumulative_s"])
-    return {"command": " ".join(["autous", *args]), "total_s": round(total, 3), "top": ranked[:top]}
+    return {"command": _label(args), "total_s": round(total, 3), "top": ranked[:top]}
 
 
 # --- the whole benchmark ----------------------------------------------------------------------
@@ -454,6 +482,10 @@ def run_speed(videos_dir: Path | None, cfg: SpeedConfig, workdir: Path | None = 
                     ["diagnose", cfg.cases[0], "--out", str(work / "prof_diagnose"), "--llm", "none",
                      "--checkpoint", str(checkpoint)], work)
             result.profile["startup"] = import_profile()
+            if cfg.cases:
+                result.profile["diagnose_imports"] = import_profile(
+                    ("diagnose", cfg.cases[0], "--out", str(work / "imp_diagnose"), "--llm", "none",
+                     "--checkpoint", str(checkpoint)))
     return result
 
 
@@ -491,16 +523,19 @@ def to_markdown(result: dict[str, Any]) -> str:
             lines += [f"`{p['command']}`: {p['error']}", ""]
             continue
         lines += [f"`{p['command']}` (cProfile of the whole command): {p['wall_s']} s wall, of which "
-                  f"{p['import_s']} s importing modules. Top functions by cumulative time:", "",
+                  f"{p['import_s']} s importing modules. Project functions by cumulative time:", "",
                   "| function | cumulative s | own s |", "| --- | ---: | ---: |"]
         lines += [f"| `{e['function']}` | {e['cumtime_s']} | {e['selftime_s']} |" for e in p["top"]]
+        lines += ["", "All functions by own time:", "", "| function | own s | cumulative s |", "| --- | ---: | ---: |"]
+        lines += [f"| `{e['function']}` | {e['selftime_s']} | {e['cumtime_s']} |" for e in p.get("own", [])]
         lines.append("")
-    s = prof.get("startup")
-    if s:
-        lines += [f"`{s['command']}` (`python -X importtime`): {s['total_s']} s of imports; top-level modules:", "",
-                  "| module | cumulative s |", "| --- | ---: |"]
-        lines += [f"| `{e['module']}` | {e['cumulative_s']} |" for e in s["top"]]
-        lines.append("")
+    for key in ("startup", "diagnose_imports"):
+        s = prof.get(key)
+        if s:
+            lines += [f"`{s['command']}` (`python -X importtime`): {s['total_s']} s of imports; costliest modules "
+                      "(imported at the top level or one level down):", "", "| module | cumulative s |", "| --- | ---: |"]
+            lines += [f"| `{e['module']}` | {e['cumulative_s']} |" for e in s["top"]]
+            lines.append("")
     return "\n".join(lines)
 
 

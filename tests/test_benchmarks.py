@@ -95,6 +95,9 @@ def test_subprocess_measurements(tmp_path: Path):
     assert code == 3 and last == "x" and wall > 0 and rss > 0
     prof = speed.import_profile(("--help",))
     assert prof["total_s"] > 0 and prof["top"] and all(e["cumulative_s"] >= 0 for e in prof["top"])
+    prof = speed.profile_command(["--help"], tmp_path)
+    assert prof["command"] == "autous --help" and prof["wall_s"] > 0
+    assert any(e["function"].startswith("agent/cli.py") for e in prof["top"]) and prof["own"]
 
 
 def test_run_reports_user_errors(tmp_path: Path, capsys):
