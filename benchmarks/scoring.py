@@ -245,7 +245,7 @@ def print_table(scores: list[CaseScore], mode: str) -> None:
 
     table = Table(title=f"Report scores (METEOR matching: {mode})")
     for col in ("case", "METEOR", "S_amateur", "S_expert", "Final Score", "status"):
-        table.add_column(col, justify="left" if col in ("case", "status") else "right")
+        table.add_column(col, justify="left" if col in ("case", "status") else "right", overflow="fold")
     for s in scores:
         table.add_row(s.case_id, fmt(s.meteor), fmt(s.s_amateur), fmt(s.s_expert), fmt(s.final_score), s.status)
     agg = summary(scores)
