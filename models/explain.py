@@ -68,7 +68,7 @@ def explain_clip(classifier: Classifier, path: str | Path, target: str | None = 
     if label not in classes:
         raise UserError(f"{path}: unknown target class {label!r}; checkpoint classes: {', '.join(classes)}")
     c = classes.index(label)
-    with getattr(classifier, "_lock", nullcontext()):  # the hook must only see this forward pass
+    with getattr(classifier, "lock", nullcontext()):  # the hook must only see this forward pass
         out, cams, saliency_method = _forward_with_cam(classifier.model, x.unsqueeze(0), lambda lg: lg[0, c])
     t = x.shape[0]
     methods = [saliency_method]

@@ -45,7 +45,7 @@ class Classifier:
         except (TypeError, ValueError) as exc:
             raise CheckpointError(f"{self.checkpoint}: invalid input spec ({exc})") from None
         self.classes: list[str] = list(self.meta.classes)
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()  # one forward pass at a time (Grad-CAM hooks in models.explain rely on it)
 
     @property
     def abstain_threshold(self) -> float:
@@ -73,7 +73,7 @@ class Classifier:
         """Softmax class probabilities ``[C]`` for one preprocessed clip."""
         if x.dim() == 4:
             x = x.unsqueeze(0)
-        with self._lock, torch.inference_mode():
+        with self.lock, torch.inference_mode():
             return torch.softmax(self.model(x.float()), dim=-1)[0]
 
 
