@@ -67,6 +67,17 @@ def _parse_classes(classes: Iterable[str] | None) -> list[str] | None:
     return None if classes is None else [canonical_label(c) for c in classes]
 
 
+def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """(column names, rows) of a manifest CSV; :class:`ManifestError` when it cannot be read."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            columns = [c.strip() for c in reader.fieldnames or []]
+            return columns, list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ManifestError(f"{path}: cannot read manifest ({exc})") from None
+
+
 def read_manifest(csv_path: str | Path, videos_dir: str | Path | None = None,
                   classes: Iterable[str] | None = None) -> ManifestData:
     """Records from a manifest CSV; ``file`` is relative to ``videos_dir`` (default: the CSV's folder).
@@ -81,13 +92,7 @@ def read_manifest(csv_path: str | Path, videos_dir: str | Path | None = None,
     if not base.is_dir():
         raise ManifestError(f"{base}: videos folder not found")
     wanted = _parse_classes(classes)
-    try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            columns = [c.strip() for c in reader.fieldnames or []]
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ManifestError(f"{csv_path}: cannot read manifest ({exc})") from None
+    columns, rows = _read_csv(csv_path)
     missing = [c for c in ("file", "label") if c not in columns]
     if missing:
         raise ManifestError(f"{csv_path}: missing column(s) {', '.join(missing)} "
@@ -125,10 +130,8 @@ def _patients_from_manifest(root: Path) -> dict[str, str]:
     path = root / "manifest.csv"
     if not path.is_file():
         return {}
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        rows = list(csv.DictReader(fh))
     out: dict[str, str] = {}
-    for row in rows:
+    for row in _read_csv(path)[1]:
         name, patient = (row.get("file") or "").strip(), (row.get("patient") or "").strip()
         if name and patient:
             out[name] = out[Path(name).name] = patient

@@ -92,6 +92,15 @@ def test_read_class_folders(tmp_path):
         read_class_folders(tmp_path / "nothing")
 
 
+def test_read_class_folders_unreadable_manifest_is_one_line(tmp_path):
+    root = tmp_path / "data"
+    write_image(root / "covid19" / "x1.png", synthetic_clip("b_lines", 1, 32, 0)[0])
+    (root / "manifest.csv").write_bytes(b"file,patient\ncovid19/x1.png,P\xe9\n")  # Latin-1, not UTF-8
+    with pytest.raises(ManifestError, match="cannot read manifest") as info:
+        read_class_folders(root)
+    assert str(info.value).startswith(f"{root / 'manifest.csv'}: ")
+
+
 def fake_records(per_class: dict[str, int], clips_per_patient: int = 2) -> list[ClipRecord]:
     out = []
     for label, n_patients in per_class.items():
