@@ -9,9 +9,9 @@ from typing import Any
 from langchain_core.tools import BaseTool
 from pydantic import ValidationError
 
-from agent.case import CaseError, load_case
+from agent.case import CLINICAL_FIELDS, CaseError, load_case
 from agent.report import DiagnosisDraft, Differential, FollowUp, Report, frame_when, write_report
-from agent.rules import FEATURES, rules_draft
+from agent.rules import FEATURES, rules_draft, scored_order
 from agent.state import DiagnosisState
 from models.classes import CLASSES, ORGANS, class_info
 from prompts import load_prompt
@@ -107,20 +107,17 @@ def make_key_frames(tool: BaseTool):
 
 def _weighed_classes(classification: dict[str, Any]) -> list[str]:
     """The label first, then the other classes the model scored (or, for a user label, its organ's classes)."""
+    if classification.get("probabilities"):
+        return scored_order(classification)[:4]
     label = classification["label"]
-    probs = classification.get("probabilities") or {}
-    if probs:
-        others = [k for k, _ in sorted(probs.items(), key=lambda kv: -kv[1]) if k != label]
-    else:
-        organ = class_info(label).organ
-        others = [c for c, info in CLASSES.items() if info.organ == organ and c != label]
-    return [label, *others][:4]
+    organ = class_info(label).organ
+    return [label, *(c for c, info in CLASSES.items() if info.organ == organ and c != label)][:4]
 
 
 def retrieval_queries(classification: dict[str, Any] | None, case: dict[str, Any]) -> list[dict[str, Any]]:
     """Search-tool inputs: each class to weigh (filtered to it, worded with its ultrasound features), the top
     class's follow-up, the case text (organ filter) and, when the classifier abstained, when to escalate."""
-    text = " ".join(str(case.get(k) or "") for k in ("chief_complaint", "physical_exam", "additional_info")).strip()[:300]
+    text = " ".join(str(case.get(k) or "") for k in CLINICAL_FIELDS).strip()[:300]
     if classification is None:
         return [{"query": text, "k": PASSAGES_PER_QUERY}] if text else []
     weighed = _weighed_classes(classification)

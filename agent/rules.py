@@ -128,13 +128,17 @@ def _first_sentence(text: str, limit: int = 260) -> str:
     return s if len(s) <= limit else s[: limit - 1].rstrip() + "…"
 
 
-def _candidates(cls: dict[str, Any]) -> list[tuple[str, str]]:
-    """(class id, diagnosis name) to rank: the label, the classes it scored, then organ alternatives."""
+def scored_order(cls: dict[str, Any]) -> list[str]:
+    """The label first, then the other classes the model scored, most probable first."""
     label = cls["label"]
     probs = cls.get("probabilities") or {}
-    order = [label] + [k for k, _ in sorted(probs.items(), key=lambda kv: -kv[1]) if k != label]
-    out = [(c, class_info(c).name) for c in order]
-    out += [alt for alt in ALTERNATIVES.get(label, []) if alt[1] not in {name for _, name in out}]
+    return [label, *(k for k, _ in sorted(probs.items(), key=lambda kv: -kv[1]) if k != label)]
+
+
+def _candidates(cls: dict[str, Any]) -> list[tuple[str, str]]:
+    """(class id, diagnosis name) to rank: the label, the classes it scored, then organ alternatives."""
+    out = [(c, class_info(c).name) for c in scored_order(cls)]
+    out += [alt for alt in ALTERNATIVES.get(cls["label"], []) if alt[1] not in {name for _, name in out}]
     return out
 
 
