@@ -44,10 +44,6 @@ class Case(BaseModel):
         except KeyError as exc:
             raise ValueError(exc.args[0]) from None
 
-    def clinical_text(self) -> str:
-        """The clinical fields as one line of plain text (for retrieval queries)."""
-        return " ".join(getattr(self, f) for f in CLINICAL_FIELDS if getattr(self, f))
-
 
 @dataclass
 class LoadedCase:
