@@ -26,6 +26,7 @@ from rich.markdown import Markdown
 from rich.markup import escape
 
 from agent.llm import LLMBackend, make_backend
+from agent.report import frame_when
 from models.errors import UserError
 from prompts import load_prompt
 
@@ -238,8 +239,8 @@ class ChatSession:
             self.say("No key frames for this case (no clip, or the key-frame step failed: see /report).", "yellow")
             return
         for f in frames:
-            when = "?" if f.get("time_s") is None else f"{f['time_s']:.2f} s"
-            self.say(f"#{f['rank']} frame {f['index']} at {when}, score {f['score']:.2f}: {one_line(f.get('reason', ''), 200)}")
+            self.say(f"#{f['rank']} {frame_when(f['index'], f.get('time_s'))}, score {f['score']:.2f}: "
+                     f"{one_line(f.get('reason', ''), 200)}")
             for key in ("frame_path", "overlay_path"):
                 if f.get(key):
                     self.say(f"    {key.split('_')[0]}: {out / f[key]}", "dim")
