@@ -92,6 +92,8 @@ class ClassifyUltrasoundVideoTool(ClipTool):
 
 def prediction_result(classifier: Any, prediction: Any) -> dict[str, Any]:
     """The JSON-serialisable ``classify_ultrasound_video`` result for a ``Prediction``."""
+    from models.checkpoint import describe
+
     meta = classifier.meta
     return {
         "path": str(prediction.path),
@@ -101,5 +103,5 @@ def prediction_result(classifier: Any, prediction: Any) -> dict[str, Any]:
         "probabilities": {k: round(float(v), 4) for k, v in prediction.probabilities.items()},
         "abstained": bool(prediction.abstained),
         "abstain_threshold": float(meta.abstain_threshold),
-        "checkpoint": {"id": meta.id, "name": meta.name, "classes": list(meta.classes)},
+        "checkpoint": describe(meta),
     }
