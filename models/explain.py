@@ -8,7 +8,6 @@ into the few frames a clinician should look at, spread over the clip.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,7 +67,7 @@ def explain_clip(classifier: Classifier, path: str | Path, target: str | None = 
     if label not in classes:
         raise UserError(f"{path}: unknown target class {label!r}; checkpoint classes: {', '.join(classes)}")
     c = classes.index(label)
-    with getattr(classifier, "lock", nullcontext()):  # the hook must only see this forward pass
+    with classifier.lock:  # the hook must only see this forward pass
         out, cams, saliency_method = _forward_with_cam(classifier.model, x.unsqueeze(0), lambda lg: lg[0, c])
     t = x.shape[0]
     methods = [saliency_method]
