@@ -119,12 +119,25 @@ def _split(text: str | None) -> list[str]:
     return [t.strip() for t in (text or "").split(",") if t.strip()]
 
 
+def _load_results(path: Path) -> dict[str, Any]:
+    """The earlier results JSON, or ``{}`` when there is none; an unreadable one is a one-line error."""
+    if not path.is_file():
+        return {}
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: cannot read the earlier results ({exc}); fix or delete it") from None
+    if not isinstance(results, dict):
+        raise UserError(f"{path}: expected a JSON object of results, got {type(results).__name__}; fix or delete it")
+    return results
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Path(args.out)
     json_path, figures = out.with_suffix(".json"), out.parent / out.stem
     try:
-        results: dict[str, Any] = json.loads(json_path.read_text()) if json_path.is_file() else {}
+        results = _load_results(json_path)
         if not args.render_only:
             parts = ("classification", "speed") if args.only == "all" else (args.only,)
             if "classification" in parts and not (args.manifest and args.videos):
