@@ -132,11 +132,16 @@ def read_report(case_dir: Path) -> str:
             data = json.loads(js.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ScoringError(f"{js}: not valid JSON ({exc})") from None
+        except OSError as exc:
+            raise ScoringError(f"{js}: cannot read ({exc.strerror or exc})") from None
         if not isinstance(data, dict):
             raise ScoringError(f"{js}: expected a JSON object")
         text = report_text_from_json(data, js)
     elif md.is_file():
-        text = report_text_from_markdown(md.read_text(encoding="utf-8", errors="replace"))
+        try:
+            text = report_text_from_markdown(md.read_text(encoding="utf-8", errors="replace"))
+        except OSError as exc:
+            raise ScoringError(f"{md}: cannot read ({exc.strerror or exc})") from None
     else:
         raise ScoringError(f"{case_dir}: no report.json or report.md")
     if not tokenize(text):
@@ -159,7 +164,13 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
 def read_references(source: Path) -> dict[str, str]:
     """Reference texts by case id, from a CSV ``case_id,reference`` or a folder of ``<case_id>.txt``."""
     if source.is_dir():
-        return {p.stem: p.read_text(encoding="utf-8", errors="replace") for p in sorted(source.glob("*.txt"))}
+        refs = {}
+        for p in sorted(source.glob("*.txt")):
+            try:
+                refs[p.stem] = p.read_text(encoding="utf-8", errors="replace")
+            except OSError as exc:
+                raise ScoringError(f"{p}: cannot read ({exc.strerror or exc})") from None
+        return refs
     if source.is_file():
         return {r["case_id"].strip(): r["reference"] or "" for r in _read_csv(source, ("case_id", "reference"))}
     raise ScoringError(f"{source}: references not found (a CSV or a folder of <case_id>.txt)")
