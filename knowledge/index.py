@@ -274,7 +274,8 @@ class GuidelineIndex:
         try:
             return read(self.collection())
         except Exception as exc:  # noqa: BLE001 (a damaged store is rebuilt, then read again)
-            self._reset_store(exc)
+            with self._lock, self._file_lock():  # never wipe while a sync (thread or process) writes
+                self._reset_store(exc)
             self.ensure()
             return read(self.collection())
 
