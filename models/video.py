@@ -238,7 +238,11 @@ def _open_image(p: Path, max_side: int) -> tuple[np.ndarray, tuple[int, int]]:
 
 
 def _read_folder(p: Path, num_frames: int, max_side: int) -> Clip:
-    files = sorted((f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS and f.is_file()),
+    try:
+        entries = list(p.iterdir())
+    except OSError as exc:
+        raise VideoError(f"{p}: cannot read folder ({_short(exc)})") from None
+    files = sorted((f for f in entries if f.suffix.lower() in IMAGE_EXTS and f.is_file()),
                    key=lambda f: _natural_key(f.name))
     if not files:
         raise VideoError(f"{p}: folder has no frame images ({', '.join(sorted(IMAGE_EXTS))})")

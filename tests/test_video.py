@@ -129,6 +129,22 @@ def test_every_bad_input_is_one_clear_line(tmp_path):
         assert word in message and "\n" not in message, (what, message)
 
 
+def test_unreadable_frame_folder_is_one_clear_line(tmp_path, monkeypatch):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    real_iterdir = Path.iterdir
+
+    def iterdir(self):
+        if self == folder:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    with pytest.raises(VideoError, match="cannot read folder") as info:
+        read_clip(folder, 8)
+    assert str(info.value) == f"{folder}: cannot read folder (Permission denied)"
+
+
 def test_sector_box_drops_black_borders_and_static_marker():
     frames = synthetic_clip("b_lines", 10, 64, seed=3, border=24)  # 64 x 112, marker top-left
     y0, y1, x0, x1 = sector_box(frames)
