@@ -292,6 +292,11 @@ def _vm_hwm_mib(pid: int) -> float | None:
     return None
 
 
+def _maxrss_mib(ru_maxrss: int) -> float:
+    """``ru_maxrss`` in MiB (bytes on macOS, KiB elsewhere)."""
+    return ru_maxrss * (1 if sys.platform == "darwin" else 1024) / 2**20
+
+
 def run_measured(argv: list[str], timeout: float = 600) -> tuple[float, float, int, str]:
     """Run a command: (wall s, peak RSS MiB of the child, exit status, last stderr line).
 
@@ -316,7 +321,7 @@ def run_measured(argv: list[str], timeout: float = 600) -> tuple[float, float, i
         err.seek(0)
         lines = err.read().decode(errors="replace").strip().splitlines()
     if not peak:
-        peak = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024) / 2**20
+        peak = _maxrss_mib(usage.ru_maxrss)
     return wall, peak, proc.returncode, (lines[-1] if lines else "")
 
 
@@ -470,9 +475,9 @@ def run_speed(videos_dir: Path | None, cfg: SpeedConfig, workdir: Path | None = 
             result.rows += cli_rows(cfg, clip, checkpoint, work)
         import resource
 
-        scale = 1 if sys.platform == "darwin" else 1024
-        result.rows.append(Row("memory", "benchmark process peak RSS", resource.getrusage(
-            resource.RUSAGE_SELF).ru_maxrss * scale / 2**20, "MiB", "everything above in one process"))
+        result.rows.append(Row("memory", "benchmark process peak RSS",
+                               _maxrss_mib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss), "MiB",
+                               "everything above in one process"))
         if "profile" in cfg.parts:
             if clip is not None:
                 result.profile["classify"] = profile_command(
