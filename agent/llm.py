@@ -234,14 +234,13 @@ class OpenAIBackend:
         """A one-line ``LLMError`` for whatever the client raised."""
         import openai
 
-        url = self.base_url or "api.openai.com"
         if isinstance(exc, openai.APITimeoutError):
             return LLMError(f"{self.where}: no answer within the {self.timeout:g} s timeout")
         if isinstance(exc, openai.APIConnectionError):
             cause = _root_cause(exc)
             why = "connection refused" if isinstance(cause, ConnectionRefusedError) or "refused" in str(
                 cause).lower() else (str(cause) or type(cause).__name__)
-            return LLMError(f"cannot reach LLM at {url}: {why}")
+            return LLMError(f"cannot reach {self.where}: {why}")
         if isinstance(exc, openai.APIStatusError):
             return LLMError(f"{self.where}: HTTP {exc.status_code}: {exc.message}"[:400])
         return generic_error(self.where, exc)
