@@ -230,13 +230,17 @@ def _place(item: CuvItem, out: Path, taken: set[str], copy: bool) -> str:
         rel = f"{item.label}/{item.source}_{stem}_{n}{suffix}"
     taken.add(rel)
     target = out / rel
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if not copy:
-        os.symlink(item.path.resolve(), target, target_is_directory=item.path.is_dir())
-    elif item.path.is_dir():
-        shutil.copytree(item.path, target)
-    else:
-        shutil.copy2(item.path, target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not copy:
+            os.symlink(item.path.resolve(), target, target_is_directory=item.path.is_dir())
+        elif item.path.is_dir():
+            shutil.copytree(item.path, target)
+        else:
+            shutil.copy2(item.path, target)
+    except OSError as exc:  # e.g. left over from an interrupted build
+        raise ManifestError(f"{target}: cannot {'copy' if copy else 'link'} {item.path} "
+                            f"({exc.strerror or exc})") from None
     return rel
 
 

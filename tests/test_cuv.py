@@ -141,6 +141,15 @@ def test_copy_mode_and_a_single_source(tmp_path, sources):
     assert sum(sum(c.values()) for c in buv.counts.values()) == 3
 
 
+def test_leftover_from_an_interrupted_build_is_one_clear_error(tmp_path, sources):
+    out = tmp_path / "half"
+    build_cuv(out, pocus=sources["pocus"])
+    (out / "manifest.csv").unlink()  # as if the first build stopped before writing it
+    with pytest.raises(ManifestError, match="cannot link .*File exists") as info:
+        build_cuv(out, pocus=sources["pocus"])
+    assert str(info.value).startswith(f"{out}/") and "\n" not in str(info.value)
+
+
 def test_scans_accept_the_inner_folders(sources):
     assert len(scan_buv(sources["buv"] / "rawframes").items) == 3
     assert len(scan_uidatagb(sources["uidatagb"] / "Gallblader Diseases Dataset").items) == 10
