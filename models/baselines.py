@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models.ctunet import register_model
+from models.ctunet import check_input, register_model
 
 
 @dataclass
@@ -44,11 +44,6 @@ class BaselineConfig:
         if unknown:
             raise ValueError(f"unknown baseline config keys: {sorted(unknown)}")
         return cls(**d)
-
-
-def _check_input(x: torch.Tensor) -> None:
-    if x.dim() != 5 or x.shape[2] != 1:
-        raise ValueError(f"expected input [B, T, 1, S, S], got {tuple(x.shape)}")
 
 
 def _aux(logits: torch.Tensor, frame_logits: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -84,7 +79,7 @@ class FrameCNN(nn.Module):
         return self.features[-1]
 
     def forward(self, x: torch.Tensor, return_aux: bool = False) -> torch.Tensor | dict[str, torch.Tensor]:
-        _check_input(x)
+        check_input(x)
         b, t = x.shape[:2]
         feats = self.features(x.flatten(0, 1)).mean(dim=(2, 3))
         frame_logits = self.head(feats).view(b, t, -1)
@@ -128,7 +123,7 @@ class CNN3D(nn.Module):
         self.head = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(6 * w, cfg.num_classes))
 
     def forward(self, x: torch.Tensor, return_aux: bool = False) -> torch.Tensor | dict[str, torch.Tensor]:
-        _check_input(x)
+        check_input(x)
         t = x.shape[1]
         fmap = self.stages(self.stem(x.transpose(1, 2)))  # [B, C, T', h, w]
         per_time = fmap.mean(dim=(3, 4))  # [B, C, T']

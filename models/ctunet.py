@@ -135,6 +135,12 @@ class TemporalPath(nn.Module):
         return (weights.unsqueeze(-1) * tok).sum(1), tok, weights
 
 
+def check_input(x: torch.Tensor) -> None:
+    """Raise ``ValueError`` unless ``x`` is a clip batch ``[B, T, 1, S, S]`` (every model's input)."""
+    if x.dim() != 5 or x.shape[2] != 1:
+        raise ValueError(f"expected input [B, T, 1, S, S], got {tuple(x.shape)}")
+
+
 def _fit_positions(pos: torch.Tensor, t: int) -> torch.Tensor:
     """Positional embeddings for ``t`` frames (linearly resampled if T differs from training)."""
     if pos.shape[1] == t:
@@ -206,8 +212,7 @@ class CTUNet(nn.Module):
         return self.frames.blocks[-1]
 
     def forward(self, x: torch.Tensor, return_aux: bool = False) -> torch.Tensor | dict[str, torch.Tensor]:
-        if x.dim() != 5 or x.shape[2] != 1:
-            raise ValueError(f"expected input [B, T, 1, S, S], got {tuple(x.shape)}")
+        check_input(x)
         b, t = x.shape[:2]
         clip_emb: list[torch.Tensor] = []
         frame_emb: list[torch.Tensor] = []
