@@ -82,7 +82,10 @@ def read_text_file(path: Path) -> str:
         raise GuidelineError(f"{path}: empty file")
     if size > MAX_FILE_BYTES:
         raise GuidelineError(f"{path}: file too large ({size / 2**20:.1f} MiB > {MAX_FILE_BYTES // 2**20} MiB)")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise GuidelineError(f"{path}: cannot read file ({exc.strerror or exc})") from None
     if b"\x00" in data:
         raise GuidelineError(f"{path}: binary file, not text")
     try:

@@ -104,6 +104,19 @@ def test_huge_and_missing_files_are_rejected(tmp_path: Path) -> None:
         read_text_file(tmp_path / "missing.md")
 
 
+def test_unreadable_file_is_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "locked.md"
+    path.write_text("## A\ntext\n")
+
+    def denied(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    with pytest.raises(GuidelineError) as err:
+        read_text_file(path)
+    assert str(err.value) == f"{path}: cannot read file (Permission denied)"
+
+
 def test_builtin_documents_must_name_their_source(tmp_path: Path) -> None:
     path = tmp_path / "nosource.md"
     path.write_text("---\ntitle: X\norgans: [lung]\n---\n## A\ntext\n")
