@@ -37,39 +37,42 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 
 
 def _summary(report: Any, out: Path) -> None:
+    """The report in the terminal; its text (LLM-written, case-derived, paths) is escaped, never read as markup."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
     c = report.classification
-    console.print(f"[bold]Auto-US report: {report.case_id}[/bold]")
+    console.print(f"[bold]Auto-US report: {escape(report.case_id)}[/bold]")
     if c is None:
         console.print("[red]The clip could not be classified.[/red]")
     else:
         conf = "" if c.confidence is None else f", confidence {c.confidence:.1%}"
         src = "model" if c.source == "model" else "given by the user"
-        console.print(f"Classification: [bold]{c.label_name}[/bold] ({c.label}, {src}{conf})")
+        console.print(f"Classification: [bold]{escape(c.label_name)}[/bold] ({escape(c.label)}, {src}{conf})")
         if c.abstained:
             console.print("[yellow]The classifier abstained: the result is uncertain and needs expert review.[/yellow]")
     table = Table("rank", "differential", "likelihood", title="Preliminary diagnosis", title_justify="left")
     for i, d in enumerate(report.preliminary_diagnosis, 1):
-        table.add_row(str(i), d.diagnosis, d.likelihood)
+        table.add_row(str(i), escape(d.diagnosis), d.likelihood)
     console.print(table)
     console.print("Recommended follow-up:")
     for f in report.recommended_follow_up:
-        console.print(f"  - {f.examination}")
+        console.print(f"  - {escape(f.examination)}")
     by = report.backend or {}
-    console.print("Written by: " + (f"LLM {by.get('backend')}:{by.get('model')}" if report.written_by_llm
+    console.print("Written by: " + (escape(f"LLM {by.get('backend')}:{by.get('model')}") if report.written_by_llm
                                     else "no-LLM rules (deterministic)"))
     for e in report.errors:
-        console.print(f"[red]error in {e.node}:[/red] {e.message}", markup=True, highlight=False)
-    console.print(f"Report: {out / 'report.html'} (also report.md, report.json)")
-    console.print(f"[dim]{report.disclaimer}[/dim]")
+        console.print(f"[red]error in {e.node}:[/red] {escape(e.message)}", highlight=False)
+    console.print(f"Report: {escape(str(out / 'report.html'))} (also report.md, report.json)")
+    console.print(f"[dim]{escape(report.disclaimer)}[/dim]")
 
 
 def diagnose_command(args: argparse.Namespace) -> int:
     """Diagnose one case; exit 1 when the clip could not be classified."""
     from rich.console import Console
+    from rich.markup import escape
 
     from agent.case import load_case
 
@@ -82,7 +85,7 @@ def diagnose_command(args: argparse.Namespace) -> int:
         def progress(node: str, update: dict[str, Any]) -> None:
             status.update(f"{NODE_LABELS.get(node, node)}…")
             for e in update.get("errors") or []:
-                err.print(f"[yellow]{e['node']}:[/yellow] {e['message']}", highlight=False)
+                err.print(f"[yellow]{e['node']}:[/yellow] {escape(e['message'])}", highlight=False)
 
         report = diagnose_case(args.case_dir, out, llm=args.llm, checkpoint=args.checkpoint,
                                index_dir=args.index_dir, on_update=progress)
@@ -96,6 +99,7 @@ def diagnose_command(args: argparse.Namespace) -> int:
 def batch_command(args: argparse.Namespace) -> int:
     """Diagnose every case; exit 1 when any case failed."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from agent.batch import find_cases, run_batch
@@ -113,12 +117,12 @@ def batch_command(args: argparse.Namespace) -> int:
         def on_result(row: Any, skipped: bool) -> None:
             counts["skipped" if skipped else row.status] += 1
             if row.status == "failed" and not skipped:
-                progress.console.print(f"[red]failed[/red] {row.case}: {row.error}", highlight=False)
+                progress.console.print(f"[red]failed[/red] {escape(row.case)}: {escape(row.error)}", highlight=False)
             progress.advance(task)
 
         rows = run_batch(args.cases_dir, args.out, workers=args.workers, llm=args.llm, checkpoint=args.checkpoint,
                   index_dir=args.index_dir, on_result=on_result)
     failed = sum(r.status == "failed" for r in rows.values())
     console.print(f"{counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped (already done); "
-                  f"summary: {Path(args.out) / 'summary.csv'}")
+                  f"summary: {escape(str(Path(args.out) / 'summary.csv'))}")
     return 1 if failed else 0

@@ -76,3 +76,19 @@ def test_python_api_in_three_lines(tmp_path: Path) -> None:
 
     report = diagnose_case(make_case(tmp_path / "c"), tmp_path / "x", checkpoint=tiny_checkpoint(), index_dir=index_dir())
     assert report.preliminary_diagnosis[0].diagnosis and (tmp_path / "x" / "report.md").is_file()
+
+
+def test_summary_prints_report_text_literally(tmp_path: Path, capsys) -> None:
+    from agent.commands import _summary
+    from agent.report import Differential, FollowUp, NodeError, Report
+
+    report = Report(case_id="c", classification=None, key_frames=[], evidence=[], citations=[],
+                    preliminary_diagnosis=[Differential(diagnosis="Pneumonia [lung-covid19#2]", likelihood="low",
+                                                        reasoning="r", citations=[])],
+                    justification="j", backend={"backend": "openai", "model": "m", "written_by": "llm"},
+                    recommended_follow_up=[FollowUp(examination="CT [/b] scan", reason="r", citations=[])],
+                    errors=[NodeError(node="classify", message="[/red] clip [x].mp4: unreadable")])
+    _summary(report, tmp_path / "[out]")
+    out = capsys.readouterr().out
+    assert "[lung-covid19#2]" in out and "CT [/b] scan" in out and "[/red] clip [x].mp4" in out
+    assert str(tmp_path / "[out]" / "report.html") in out.replace("\n", "")
