@@ -7,6 +7,7 @@ File layout (a plain dict, loadable with ``torch.load(weights_only=True)``)::
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from datetime import datetime, timezone
@@ -75,10 +76,15 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: CheckpointMeta) ->
     })
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION,
                "meta": meta.model_dump_json(), "state_dict": state}
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(payload, tmp)  # RuntimeError when the file cannot be opened
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise CheckpointError(f"{path}: cannot write checkpoint ({getattr(exc, 'strerror', None) or exc})") from None
     return meta
 
 

@@ -32,6 +32,24 @@ def test_round_trip_keeps_weights_and_metadata(tmp_path):
     assert not model2.training
 
 
+def test_unwritable_checkpoint_path_is_one_line_error(tmp_path, monkeypatch):
+    model, meta = load_checkpoint(make_tiny_checkpoint(tmp_path / "m.pt", CLASSES))
+    (tmp_path / "afile").write_text("x")
+    target = tmp_path / "afile" / "out.pt"  # its folder is a file
+    with pytest.raises(CheckpointError) as err:
+        save_checkpoint(target, model, meta)
+    assert str(err.value).startswith(f"{target}: cannot write checkpoint (") and "\n" not in str(err.value)
+
+    def cannot_open(obj, f, *args, **kwargs):  # what torch.save raises for a file it cannot open
+        open(f, "wb").close()
+        raise RuntimeError(f"File {f} cannot be opened.")
+
+    monkeypatch.setattr(torch, "save", cannot_open)
+    with pytest.raises(CheckpointError, match=r"out\.pt: cannot write checkpoint \(File .* cannot be opened\.\)"):
+        save_checkpoint(tmp_path / "out.pt", model, meta)
+    assert not (tmp_path / "out.pt.tmp").exists() and not (tmp_path / "out.pt").exists()
+
+
 def test_missing_and_not_a_checkpoint(tmp_path):
     with pytest.raises(CheckpointError, match=r"nope\.pt: checkpoint file does not exist"):
         load_checkpoint(tmp_path / "nope.pt")
