@@ -153,8 +153,12 @@ class GuidelineIndex:
     @contextlib.contextmanager
     def _file_lock(self) -> Iterator[None]:
         """Serialise writers across processes sharing this index directory."""
-        self.index_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.index_dir / ".lock", "w") as handle:
+        try:
+            self.index_dir.mkdir(parents=True, exist_ok=True)
+            handle = open(self.index_dir / ".lock", "w")  # closed by the with below
+        except OSError as exc:
+            raise IndexStoreError(f"{self.index_dir}: cannot use the index folder ({exc.strerror or exc})") from None
+        with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield

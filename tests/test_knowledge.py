@@ -308,6 +308,13 @@ def test_unreachable_chroma_server_is_a_clear_error(tmp_path: Path, monkeypatch:
         GuidelineIndex(tmp_path / "idx").sync()
 
 
+def test_index_folder_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "idx").write_text("not a folder")
+    with pytest.raises(IndexStoreError, match="cannot use the index folder") as err:
+        GuidelineIndex(tmp_path / "idx").sync()
+    assert str(err.value) == f"{tmp_path / 'idx'}: cannot use the index folder (File exists)"
+
+
 def test_add_a_folder_and_replace_a_document_in_another_format(tmp_path: Path, small_corpus: Path) -> None:
     index = GuidelineIndex(tmp_path / "idx", builtin_dir=small_corpus)
     index.sync()
