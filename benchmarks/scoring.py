@@ -249,6 +249,7 @@ def write_csv(scores: list[CaseScore], path: Path) -> None:
 def print_table(scores: list[CaseScore], mode: str) -> None:
     """A rich table of the scores with the matching mode and means."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     def fmt(v: float | None) -> str:
@@ -258,7 +259,8 @@ def print_table(scores: list[CaseScore], mode: str) -> None:
     for col in ("case", "METEOR", "S_amateur", "S_expert", "Final Score", "status"):
         table.add_column(col, justify="left" if col in ("case", "status") else "right", overflow="fold")
     for s in scores:
-        table.add_row(s.case_id, fmt(s.meteor), fmt(s.s_amateur), fmt(s.s_expert), fmt(s.final_score), s.status)
+        table.add_row(escape(s.case_id), fmt(s.meteor), fmt(s.s_amateur), fmt(s.s_expert), fmt(s.final_score),
+                      escape(s.status))
     agg = summary(scores)
     table.add_row("mean", fmt(agg["meteor_mean"]), "", "", fmt(agg["final_score_mean"]),
                   f"{agg['scored']}/{agg['cases']} scored", style="bold")

@@ -100,3 +100,16 @@ def test_cli_score_reports(tmp_path: Path, capsys):
     assert "Report scores" in capsys.readouterr().out
     assert float(next(csv.DictReader(out.open()))["meteor"]) > 0.6
     assert main(["score-reports", "--reports", str(tmp_path / "none"), "--references", str(out)]) == 2
+
+
+def test_table_prints_case_ids_and_statuses_literally(tmp_path: Path, capsys):
+    scores = [scoring.CaseScore("[c1]", "[/b] gone"), scoring.CaseScore("y", "ok", meteor=0.5)]
+    scoring.print_table(scores, "exact+stem")
+    out = capsys.readouterr().out
+    assert "[c1]" in out and "[/b] gone" in out
+
+
+def test_unreadable_reference_is_one_line_error(tmp_path: Path):
+    (tmp_path / "refs" / "x.txt").mkdir(parents=True)  # a folder where a reference text should be
+    with pytest.raises(scoring.ScoringError, match=r"x.txt: cannot read"):
+        scoring.read_references(tmp_path / "refs")
