@@ -312,6 +312,6 @@ def run_chat(read_line: Callable[[str], str] = input, console: Console | None = 
                     break
             except KeyboardInterrupt:  # Ctrl-C stops the running step, not the session
                 console.print("[yellow]interrupted[/]")
-    console.print(f"Bye. Resume with: autous chat --thread {session.thread_id}")
+    console.print(f"Bye. Resume with: autous chat --thread {escape(session.thread_id)}")
     return 0
 

@@ -138,3 +138,10 @@ def test_cli_reads_scripted_stdin(env, tmp_path, repo_root):
     assert "Case chat-case" in proc.stdout and "contact sheet: " in proc.stdout
     assert "Free-text questions need an LLM" in proc.stdout
     assert "Bye. Resume with: autous chat --thread cli" in proc.stdout
+
+
+def test_thread_id_is_printed_literally(env, tmp_path, monkeypatch):
+    monkeypatch.delenv("AUTOUS_LLM", raising=False)
+    monkeypatch.delenv("AUTOUS_LLM_BASE_URL", raising=False)
+    printed = chat(env, tmp_path, "/quit", llm="none", thread_id="[/b]t1")
+    assert "--thread [/b]t1" in printed
