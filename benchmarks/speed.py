@@ -547,11 +547,12 @@ def to_markdown(result: dict[str, Any]) -> str:
 def print_table(result: dict[str, Any]) -> None:
     """The speed rows as a rich table."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="Auto-US speed (CPU)")
     for col in ("group", "measurement", "value", "unit", "note"):
         table.add_column(col, justify="right" if col == "value" else "left")
     for r in result.get("rows", []):
-        table.add_row(r["group"], r["name"], _fmt(r["value"]), r["unit"], r["note"])
+        table.add_row(r["group"], escape(r["name"]), _fmt(r["value"]), r["unit"], escape(r["note"]))
     Console().print(table)
