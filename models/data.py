@@ -9,6 +9,7 @@ exactly what :func:`models.video.load_clip` feeds the model.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from models.classes import CLASSES, resolve_class
-from models.errors import ManifestError, UserError
+from models.errors import ManifestError, UserError, VideoError
 from models.video import (GIF_EXTS, IMAGE_EXTS, MAX_SIDE, VIDEO_EXTS, InputSpec, crop_resize, normalize, read_clip,
                           sector_box)
 
@@ -263,11 +264,17 @@ class ClipCache:
             except (OSError, ValueError):
                 target.unlink(missing_ok=True)  # a damaged entry is decoded again
         frames = decode_for_cache(path, self.spec)
-        self.dir.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
-            np.save(fh, frames, allow_pickle=False)
-        os.replace(tmp, target)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as fh:
+                np.save(fh, frames, allow_pickle=False)
+            os.replace(tmp, target)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise UserError(f"{self.dir}: cannot write the clip cache ({exc.strerror or exc}); "
+                            "set AUTOUS_CACHE_DIR to a writable folder") from None
         return frames
 
     def load_all(self, records: Sequence[ClipRecord], progress: Callable[[ClipRecord], None] | None = None
@@ -283,7 +290,7 @@ class ClipCache:
             try:
                 frames.append(self.frames(record))
                 ok.append(record)
-            except UserError as exc:
+            except VideoError as exc:  # a cache that cannot be written stops everything
                 failed.append((str(record.path), str(exc)))
             if progress is not None:
                 progress(record)

@@ -12,7 +12,7 @@ from synthetic import synthetic_clip, write_frame_folder, write_image, write_vid
 from models import data as data_mod
 from models.data import (ClipCache, ClipDataset, ClipRecord, cached_frames, fold_warnings, grouped_stratified_kfold,
                          read_class_folders, read_manifest)
-from models.errors import ManifestError, VideoError
+from models.errors import ManifestError, UserError, VideoError
 from models.video import InputSpec, load_clip
 
 SPEC = InputSpec(num_frames=4, image_size=32)
@@ -178,6 +178,15 @@ def test_load_all_reports_bad_clips_and_goes_on(tmp_path, clip_dir):
     assert all(msg.startswith(p + ": ") for p, msg in failed)
     with pytest.raises(VideoError):
         ClipCache(SPEC, tmp_path / "cache").frames(clip_dir / "broken.mp4")
+
+
+def test_unwritable_cache_is_one_clear_error_not_a_bad_clip(tmp_path, clip_dir):
+    (tmp_path / "afile").write_text("x")
+    cache = ClipCache(SPEC, tmp_path / "afile")  # the cache folder is a file
+    with pytest.raises(UserError) as info:
+        cache.load_all([ClipRecord(clip_dir / "c.png", "covid19", "p")])
+    assert str(info.value).startswith(f"{tmp_path / 'afile'}: cannot write the clip cache (")
+    assert "\n" not in str(info.value) and not isinstance(info.value, VideoError)
 
 
 def test_clip_dataset_training_items(tmp_path, clip_dir):
