@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from models.errors import UserError
+
 SCALARS = ("accuracy", "balanced_accuracy", "macro_f1")
 
 
@@ -87,7 +89,7 @@ def choose_abstain_threshold(confidence: Sequence[float], correct: Sequence[bool
 
 def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str], path: str | Path,
                    title: str = "Confusion matrix") -> Path:
-    """Write the confusion matrix (rows: true, columns: predicted) as a PNG."""
+    """Write the confusion matrix (rows: true, columns: predicted) as a PNG (``UserError`` if it cannot)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -106,7 +108,11 @@ def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str], p
         ax.text(j, i, str(v), ha="center", va="center", color="white" if v > top / 2 else "black")
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write the confusion-matrix PNG ({exc.strerror or exc})") from None
+    finally:
+        plt.close(fig)
     return path

@@ -9,6 +9,7 @@ from synthetic import synthetic_clip, write_video
 from models.augment import AugmentConfig, augment_clip, eval_frames, temporal_jitter
 from models.ctunet import CTUNet, CTUNetConfig
 from models.data import ClipCache, ClipRecord, grouped_stratified_kfold
+from models.errors import UserError
 from models.metrics import choose_abstain_threshold, classification_metrics, plot_confusion, summarize_folds
 from models.training import TrainConfig, cross_validate, predict_probabilities, train
 from models.video import InputSpec, load_clip
@@ -119,6 +120,14 @@ def test_metrics_known_values(tmp_path):
     assert s["per_class"]["c"]["recall"] == {"mean": 0.5, "std": 0.0}  # only the fold that has c
     png = plot_confusion(m["confusion"], classes, tmp_path / "cm.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
+    import matplotlib.pyplot as plt
+
+    open_figures = len(plt.get_fignums())
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(UserError, match="cannot write the confusion-matrix PNG") as err:
+        plot_confusion(m["confusion"], classes, tmp_path / "afile" / "cm.png")  # its folder is a file
+    assert str(err.value).startswith(f"{tmp_path / 'afile' / 'cm.png'}: ")
+    assert len(plt.get_fignums()) == open_figures  # the figure is closed on failure too
 
 
 def test_abstain_threshold_from_confidences():
