@@ -117,8 +117,8 @@ def diagnose_case(case_dir: str | Path, out_dir: str | Path | None = None, llm: 
     """Diagnose one case folder and write report.json/.md/.html to ``out_dir`` (default ``runs/<case_id>``).
 
     ``llm`` is a backend spec ("none", "openai:MODEL", "local:PATH") or a backend object; ``checkpoint`` the
-    classifier checkpoint, ``index_dir`` the guideline index. Raises ``CaseError`` for an unusable case;
-    every later failure is recorded in the report's ``errors``.
+    classifier checkpoint, ``index_dir`` the guideline index; all three are ignored when a compiled ``graph``
+    is given. Raises ``CaseError`` for an unusable case; every later failure is recorded in the report's ``errors``.
     """
     loaded = load_case(case_dir)
     out = Path(out_dir) if out_dir is not None else Path("runs") / loaded.id
