@@ -190,7 +190,7 @@ class ChatSession:
         try:
             if self._diagnosis is None:
                 self._diagnosis = build_graph(self.all_tools, backend=self.backend)
-            report = diagnose_case(path, out, llm=self.backend, graph=self._diagnosis).model_dump(mode="json")
+            report = diagnose_case(path, out, graph=self._diagnosis).model_dump(mode="json")
         except UserError as exc:
             self.say(f"cannot load the case: {exc}", "red")
             return
