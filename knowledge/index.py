@@ -259,16 +259,20 @@ class GuidelineIndex:
         clash = [d.path for d in docs if names[d.slug] > 1]
         if clash:
             raise GuidelineError(f"{clash[0]}: another file given has the same name stem; rename one")
-        self.user_dir.mkdir(parents=True, exist_ok=True)
-        for doc in docs:
-            for old in self.user_dir.glob(f"{doc.path.stem}.*"):
-                if old.name != doc.path.name and old.suffix.lower() in SUFFIXES:
-                    old.unlink()  # same document name, other format: the new file replaces it
-            target = self.user_dir / doc.path.name
-            if target.resolve() != doc.path.resolve():
-                tmp = target.with_name(f".{target.name}.tmp")
-                shutil.copyfile(doc.path, tmp)
-                os.replace(tmp, target)
+        try:
+            self.user_dir.mkdir(parents=True, exist_ok=True)
+            for doc in docs:
+                for old in self.user_dir.glob(f"{doc.path.stem}.*"):
+                    if old.name != doc.path.name and old.suffix.lower() in SUFFIXES:
+                        old.unlink()  # same document name, other format: the new file replaces it
+                target = self.user_dir / doc.path.name
+                if target.resolve() != doc.path.resolve():
+                    tmp = target.with_name(f".{target.name}.tmp")
+                    shutil.copyfile(doc.path, tmp)
+                    os.replace(tmp, target)
+        except OSError as exc:
+            raise GuidelineError(f"{self.user_dir}: cannot copy guideline files into the index "
+                                 f"({exc.strerror or exc})") from None
         return docs, self.sync()
 
     # -- querying --------------------------------------------------------------------------

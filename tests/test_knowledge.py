@@ -315,6 +315,15 @@ def test_index_folder_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
     assert str(err.value) == f"{tmp_path / 'idx'}: cannot use the index folder (File exists)"
 
 
+def test_add_into_an_unusable_index_folder_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "idx").write_text("not a folder")
+    doc = tmp_path / "policy.md"
+    doc.write_text("## Policy\nEscalate uncertain findings.\n")
+    with pytest.raises(GuidelineError) as err:
+        GuidelineIndex(tmp_path / "idx").add_files([doc])
+    assert str(err.value).startswith(f"{tmp_path / 'idx' / 'user'}: cannot copy guideline files into the index (")
+
+
 def test_add_a_folder_and_replace_a_document_in_another_format(tmp_path: Path, small_corpus: Path) -> None:
     index = GuidelineIndex(tmp_path / "idx", builtin_dir=small_corpus)
     index.sync()
