@@ -95,6 +95,8 @@ def get_classifier(checkpoint: str | Path | None = None) -> Classifier:
         raise CheckpointError(f"{path}: checkpoint file does not exist") from None
     with _CACHE_LOCK:
         if key not in _CACHE:
+            for stale in [k for k in _CACHE if k[0] == key[0]]:  # the file was rewritten: free the old model
+                del _CACHE[stale]
             _CACHE[key] = Classifier(path)
         return _CACHE[key]
 

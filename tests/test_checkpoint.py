@@ -101,6 +101,20 @@ def test_truncated_checkpoint(tmp_path):
         load_checkpoint(tmp_path / "cut.pt")
 
 
+def test_rewritten_checkpoint_replaces_the_cached_classifier(tmp_path):
+    import os
+
+    from models import inference
+
+    path = make_tiny_checkpoint(tmp_path / "m.pt", CLASSES)
+    old = get_classifier(path)
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # as if written again
+    new = get_classifier(path)
+    assert new is not old and get_classifier(path) is new
+    assert [k for k in inference._CACHE if k[0] == str(path.resolve())] == [(str(path.resolve()), path.stat().st_mtime_ns)]
+
+
 def test_classifier_predicts_a_generated_clip_and_is_cached(tmp_path):
     path = make_tiny_checkpoint(tmp_path / "m.pt", CLASSES, abstain_threshold=0.99)
     clip = write_video(tmp_path / "a clip (1)+.mp4", synthetic_clip("b_lines", n_frames=12, size=64))
