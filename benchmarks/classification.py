@@ -13,7 +13,7 @@ import hashlib
 import json
 import statistics
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -205,7 +205,8 @@ def run_classification(cfg: BenchConfig, log: Any = print) -> dict[str, Any]:
             record(run_fold(*args(k, f)))
     else:
         with ProcessPoolExecutor(cfg.jobs, mp_context=get_context("spawn")) as pool:
-            for fut in [pool.submit(run_fold, *args(k, f)) for k, f in tasks]:
+            # record folds as they finish: a failing fold must not lose the later ones already trained
+            for fut in as_completed([pool.submit(run_fold, *args(k, f)) for k, f in tasks]):
                 record(fut.result())
     return summarize(cfg, records, splits, skipped, done)
 
