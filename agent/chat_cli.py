@@ -25,6 +25,8 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                    help="where reports of loaded cases are written (default: runs/chat)")
     p.add_argument("--checkpoint", metavar="PATH", default=None,
                    help="classifier checkpoint for the tools (default: the bundled one)")
+    p.add_argument("--index-dir", metavar="DIR", default=None,
+                   help="guideline index folder (default: AUTOUS_INDEX_DIR or ~/.cache/autous/index)")
     p.set_defaults(handler=_chat)
 
 
@@ -32,4 +34,4 @@ def _chat(args: argparse.Namespace) -> int:
     from agent.chat import run_chat
 
     return run_chat(case_dir=args.case_dir, llm=args.llm, thread_id=args.thread, db_path=args.db,
-                    out_dir=args.out, checkpoint=args.checkpoint)
+                    out_dir=args.out, checkpoint=args.checkpoint, index_dir=args.index_dir)
