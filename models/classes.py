@@ -40,7 +40,8 @@ CUV_CLASSES: tuple[str, ...] = (
 ORGANS: tuple[str, ...] = ("breast", "gallbladder", "lung")
 
 
-def _norm(text: str) -> str:
+def normalize_name(text: str) -> str:
+    """Lower-case words of letters and digits, single-spaced: how names are compared."""
     return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
 
 
@@ -49,9 +50,9 @@ def resolve_class(text: str) -> ClassInfo:
 
     Raises ``KeyError`` with the known ids when nothing matches.
     """
-    key = _norm(text)
+    key = normalize_name(text)
     for info in CLASSES.values():
-        if key in {_norm(info.id), _norm(info.name), *(_norm(a) for a in info.aliases)}:
+        if key in {normalize_name(info.id), normalize_name(info.name), *(normalize_name(a) for a in info.aliases)}:
             return info
     raise KeyError(f"unknown class {text!r}; known: {', '.join(CLASSES)}")
 

@@ -30,7 +30,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.classes import CUV_CLASSES
+from models.classes import CUV_CLASSES, normalize_name
 from models.errors import ManifestError
 from models.video import GIF_EXTS, IMAGE_EXTS, VIDEO_EXTS
 
@@ -73,10 +73,6 @@ class CuvBuild:
     manifest: Path
     counts: dict[str, dict[str, int]]  # label -> source -> clips
     skipped: list[tuple[str, str, str]]  # (original, source, reason)
-
-
-def _norm(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
 
 
 def _need_dir(root: Path, option: str) -> Path:
@@ -130,7 +126,7 @@ def _buv_splits(root: Path) -> dict[str, str]:
 
 def _uidatagb_type(folder_name: str) -> str | None:
     """The UIdataGB disease type a folder holds ("1Gallstones" -> "gallstones"), or None."""
-    key = _norm(folder_name).replace(" ", "")
+    key = normalize_name(folder_name).replace(" ", "")
     return next((disease for word, disease in UIDATAGB_KEYWORDS if word in key), None)
 
 
@@ -173,7 +169,7 @@ def _pocus_patients(root: Path) -> dict[str, str]:
         if candidate.is_file():
             with open(candidate, newline="", encoding="utf-8", errors="replace") as fh:
                 rows = list(csv.DictReader(fh))
-            return {_norm(r.get("Filename") or ""): (r.get("Patient ID / Name") or "").strip()
+            return {normalize_name(r.get("Filename") or ""): (r.get("Patient ID / Name") or "").strip()
                     for r in rows if (r.get("Filename") or "").strip()}
     return {}
 
@@ -196,7 +192,7 @@ def scan_pocus(root: str | Path, skip_butterfly: bool = False) -> SourceScan:
         elif skip_butterfly and "butterfly" in clip.name.lower():
             scan.skipped.append((original, "Butterfly clip: taken from --butterfly"))
         else:
-            pid = patients.get(_norm(clip.stem))
+            pid = patients.get(normalize_name(clip.stem))
             scan.items.append(CuvItem(clip, label, f"pocus:{pid}" if pid else f"pocus:{clip.stem}",
                                       "pocus", original))
     if not scan.items:
