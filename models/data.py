@@ -245,12 +245,19 @@ class ClipCache:
     def __init__(self, spec: InputSpec, cache_dir: str | Path | None = None):
         self.spec = spec
         self.dir = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+        parts = {"v": CACHE_VERSION, "max_side": MAX_SIDE, "num_frames": spec.num_frames,
+                 "image_size": spec.image_size, "crop_sector": spec.crop_sector}
+        self._spec_part = hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
+        self._file_hashes: dict[tuple[str, int, int], str] = {}  # training reads each clip every epoch
 
     def key(self, path: Path) -> str:
-        parts = {"v": CACHE_VERSION, "max_side": MAX_SIDE, "num_frames": self.spec.num_frames,
-                 "image_size": self.spec.image_size, "crop_sector": self.spec.crop_sector}
-        spec_part = hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
-        return f"{content_hash(path)}-{spec_part}"
+        if path.is_dir():
+            return f"{content_hash(path)}-{self._spec_part}"
+        st = path.stat()
+        memo = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+        if memo not in self._file_hashes:
+            self._file_hashes[memo] = content_hash(path)
+        return f"{self._file_hashes[memo]}-{self._spec_part}"
 
     def frames(self, item: ClipRecord | str | Path) -> np.ndarray:
         """The cached ``[2T, S, S]`` uint8 frames of a record or path (decoded on a miss)."""
